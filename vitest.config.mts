@@ -6,6 +6,7 @@ export default defineConfig({
   test: {
     globals: false,
     setupFiles: ['reflect-metadata'],
+    globalSetup: ['test/support/global-setup.ts'],
     include: ['src/**/*.spec.ts', 'test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,

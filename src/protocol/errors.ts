@@ -9,7 +9,11 @@ export type ProtocolErrorCode =
   | 'bad-signature'
   | 'bad-point'
   | 'bad-state'
-  | 'unsupported';
+  | 'unsupported'
+  | 'missing-tag'
+  | 'bad-crc'
+  | 'bad-key'
+  | 'out-of-range';
 
 /** The one error type every parser and codec in `src/protocol` throws. */
 export class ProtocolError extends Error {

@@ -1,0 +1,164 @@
+import 'reflect-metadata';
+import { ConsoleLogger, type LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { SwaggerModule } from '@nestjs/swagger';
+import type { FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { DataSource } from 'typeorm';
+import { OperatorTokenVerifier } from '../common/auth/operator-token.js';
+import { createValidationPipe } from '../common/errors/validation.js';
+import type { AppConfig } from '../config/config.js';
+import { AppMetrics } from '../metrics/metrics.js';
+import { createDeliveryQueue, type DeliveryQueue } from '../telematics/delivery-queue.js';
+import { AdminModule, ApiModule, type ProcessResources } from './app.modules.js';
+import { connectDatabase, connectRedis } from './dependencies.js';
+import { buildOpenApiDocument } from './openapi.js';
+import { mountQueueDashboard } from './queue-dashboard.js';
+
+export const PRODUCT_VERSION = '0.1.0';
+const REQUEST_ID_HEADER = 'x-request-id';
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export function createLogger(config: Pick<AppConfig, 'logLevel'>): ConsoleLogger {
+  const order: LogLevel[] = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'];
+  const threshold = { debug: 'debug', info: 'log', warn: 'warn', error: 'error' }[config.logLevel] as LogLevel;
+  return new ConsoleLogger({ json: true, logLevels: order.slice(order.indexOf(threshold)) });
+}
+
+export interface ApiServer {
+  api: NestFastifyApplication;
+  admin: NestFastifyApplication;
+  dataSource: DataSource;
+  redis: Redis;
+  queue: DeliveryQueue;
+  /** Actual ports (0 in the configuration picks a free one). */
+  apiPort: number;
+  adminPort: number;
+  close(): Promise<void>;
+}
+
+function requestIdOf(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value && REQUEST_ID_PATTERN.test(value) ? value : randomUUID();
+}
+
+function instrument(fastify: FastifyInstance, metrics: AppMetrics, listener: 'mtls' | 'admin'): void {
+  fastify.addHook('onRequest', async (request, reply) => {
+    void reply.header(REQUEST_ID_HEADER, request.id);
+  });
+  fastify.addHook('onResponse', async (request, reply) => {
+    const labels = {
+      listener,
+      method: request.method,
+      route: request.routeOptions?.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    };
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+  });
+}
+
+/**
+ * Builds the two listeners of the api process on one PostgreSQL pool: 8443 (mTLS; TLS rejects
+ * any client certificate not chained to the Device OEM CA or the Vehicle OEM root) and 8080
+ * (admin, plain HTTP, loopback by default).
+ */
+/**
+ * The two Nest applications of the api process, not yet listening. With `preview`, nothing is
+ * instantiated (no connection is made): used to export the OpenAPI document.
+ */
+export async function createApps(
+  resources: ProcessResources,
+  options: { logger: ConsoleLogger | false; preview?: boolean },
+): Promise<{ api: NestFastifyApplication; admin: NestFastifyApplication }> {
+  const { config } = resources;
+  const common = {
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: (request: { headers: Record<string, string | string[] | undefined> }) =>
+      requestIdOf(request.headers[REQUEST_ID_HEADER]),
+    trustProxy: false,
+    return503OnClosing: true,
+  };
+  const api = await NestFactory.create<NestFastifyApplication>(
+    ApiModule.forRoot(resources),
+    new FastifyAdapter({
+      ...common,
+      https: {
+        key: config.pki.serverKeyPem,
+        cert: config.pki.serverCertPem,
+        ca: [config.pki.deviceOemCaCertPem, config.pki.vehicleOemRootCertPem],
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+      },
+    }),
+    { logger: options.logger, preview: options.preview, abortOnError: false },
+  );
+  const admin = await NestFactory.create<NestFastifyApplication>(AdminModule.forRoot(resources), new FastifyAdapter(common), {
+    logger: options.logger,
+    preview: options.preview,
+    abortOnError: false,
+  });
+  for (const app of [api, admin]) app.useGlobalPipes(createValidationPipe());
+  return { api, admin };
+}
+
+export async function createApiServer(config: AppConfig): Promise<ApiServer> {
+  const logger = createLogger(config);
+  const dataSource = await connectDatabase(config, { applicationName: 'dks-api', poolSize: 20 });
+  let redis: Redis | undefined;
+  try {
+    redis = await connectRedis(config, 'producer');
+  } catch (error) {
+    await dataSource.destroy();
+    throw error;
+  }
+  const metrics = new AppMetrics(dataSource);
+  const queue = createDeliveryQueue(redis, config.queuePrefix);
+  const resources: ProcessResources = { config, dataSource, redis, metrics };
+  const { api, admin } = await createApps(resources, { logger });
+  for (const [app, listener] of [
+    [api, 'mtls'],
+    [admin, 'admin'],
+  ] as const) {
+    instrument(app.getHttpAdapter().getInstance(), metrics, listener);
+  }
+  const document = buildOpenApiDocument(admin, api, PRODUCT_VERSION);
+  SwaggerModule.setup('docs', admin, document, {
+    customSiteTitle: 'digital-key-server console',
+    jsonDocumentUrl: 'docs/openapi.json',
+    swaggerOptions: { persistAuthorization: true },
+  });
+  await mountQueueDashboard(
+    admin.getHttpAdapter().getInstance(),
+    [queue],
+    new OperatorTokenVerifier(config.pki.operatorTokenPublicKeyPem),
+  );
+
+  await api.listen(config.api.port, config.api.host);
+  await admin.listen(config.admin.port, config.admin.host);
+  const portOf = (app: NestFastifyApplication) => {
+    const address = app.getHttpServer().address();
+    return typeof address === 'object' && address ? address.port : 0;
+  };
+  let closed = false;
+  return {
+    api,
+    admin,
+    dataSource,
+    redis,
+    queue,
+    apiPort: portOf(api),
+    adminPort: portOf(admin),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled([api.close(), admin.close()]);
+      await queue.close().catch(() => undefined);
+      redis?.disconnect();
+      await dataSource.destroy().catch(() => undefined);
+    },
+  };
+}

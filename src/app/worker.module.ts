@@ -1,0 +1,32 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { DeliverySweeperService } from '../telematics/delivery-sweeper.service.js';
+import type { DeliveryQueue } from '../telematics/delivery-queue.js';
+import { OutboxRelayService } from '../telematics/outbox-relay.service.js';
+import { TelematicsModule } from '../telematics/telematics.module.js';
+import { DELIVERY_QUEUE, WORKER_REDIS } from '../telematics/telematics.tokens.js';
+import { VehicleCommandWorker } from '../telematics/vehicle-command.worker.js';
+import { ProcessModule, type ProcessResources } from './app.modules.js';
+
+export interface WorkerResources extends ProcessResources {
+  workerRedis: Redis;
+  queue: DeliveryQueue;
+}
+
+/** The worker process: outbox relay, vehicle-command worker, reconciliation sweeper. */
+@Module({})
+export class WorkerModule {
+  static forRoot(resources: WorkerResources): DynamicModule {
+    return {
+      module: WorkerModule,
+      imports: [ProcessModule.forRoot(resources), TelematicsModule],
+      providers: [
+        { provide: WORKER_REDIS, useValue: resources.workerRedis },
+        { provide: DELIVERY_QUEUE, useValue: resources.queue },
+        OutboxRelayService,
+        VehicleCommandWorker,
+        DeliverySweeperService,
+      ],
+    };
+  }
+}

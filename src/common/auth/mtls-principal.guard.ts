@@ -1,0 +1,86 @@
+import { Inject, Injectable, SetMetadata, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { FastifyRequest } from 'fastify';
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG } from '../../config/config.tokens.js';
+import type { AppConfig } from '../../config/config.js';
+import { Vehicle } from '../../vehicles/vehicle.entity.js';
+import { ProblemException } from '../errors/problem.js';
+import type { Principal, PrincipalKind } from './principal.js';
+
+const PRINCIPAL_KIND_KEY = 'principal-kind';
+
+/** The one kind of mTLS principal a route group accepts. */
+export const RequirePrincipal = (kind: PrincipalKind) => SetMetadata(PRINCIPAL_KIND_KEY, kind);
+
+export interface MtlsRequest extends FastifyRequest {
+  principal?: Principal;
+}
+
+function normaliseFingerprint(colonHex: string): string {
+  return colonHex.replace(/:/g, '').toLowerCase();
+}
+
+/**
+ * Maps the TLS client certificate to a principal. TLS has already rejected unknown issuers
+ * (`rejectUnauthorized: true`); this decides *who* the caller is. The answer is cached on the
+ * socket, so a keep-alive connection parses its certificate once, not per request.
+ */
+@Injectable()
+export class MtlsPrincipalGuard implements CanActivate {
+  private readonly cache = new WeakMap<TLSSocket, Promise<Principal | null>>();
+  private readonly partners: Map<string, string>;
+  private readonly vehicleRootFingerprint: string;
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.partners = new Map(config.partners.map((entry) => [entry.fingerprint, entry.name]));
+    this.vehicleRootFingerprint = normaliseFingerprint(new X509Certificate(config.pki.vehicleOemRootCertPem).fingerprint256);
+  }
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const required = this.reflector.getAllAndOverride<PrincipalKind | undefined>(PRINCIPAL_KIND_KEY, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    const request = context.switchToHttp().getRequest<MtlsRequest>();
+    const principal = await this.principalOf(request.raw.socket as TLSSocket);
+    if (!principal) throw new ProblemException('forbidden', 'the client certificate is not registered here');
+    if (!required || principal.kind !== required) {
+      throw new ProblemException('forbidden', `this route is not for ${principal.kind} certificates`);
+    }
+    request.principal = principal;
+    return true;
+  }
+
+  principalOf(socket: TLSSocket): Promise<Principal | null> {
+    let cached = this.cache.get(socket);
+    if (!cached) {
+      cached = this.resolve(socket);
+      this.cache.set(socket, cached);
+      // A database hiccup must not pin a wrong answer to a long-lived connection.
+      cached.catch(() => this.cache.delete(socket));
+    }
+    return cached;
+  }
+
+  private async resolve(socket: TLSSocket): Promise<Principal | null> {
+    if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return null;
+    const peer = socket.getPeerCertificate(true);
+    if (!peer || !peer.fingerprint256) return null;
+    const fingerprint = normaliseFingerprint(peer.fingerprint256);
+    const partner = this.partners.get(fingerprint);
+    if (partner) return { kind: 'partner', partner, fingerprint };
+    const issuer = peer.issuerCertificate;
+    if (!issuer?.fingerprint256 || normaliseFingerprint(issuer.fingerprint256) !== this.vehicleRootFingerprint) return null;
+    const vehicle = await this.dataSource
+      .getRepository(Vehicle)
+      .findOne({ where: { certificateFingerprint: fingerprint }, select: { id: true, vin: true } });
+    return vehicle ? { kind: 'vehicle', vehicleId: vehicle.id, vin: vehicle.vin, fingerprint } : null;
+  }
+}

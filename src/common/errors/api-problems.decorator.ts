@@ -1,0 +1,41 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
+import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, problemTypeUri, type ProblemType } from './problem.js';
+
+export class ProblemResponse {
+  @ApiProperty({ example: problemTypeUri('not-found') }) type!: string;
+  @ApiProperty({ example: PROBLEM_TYPES['not-found'].title }) title!: string;
+  @ApiProperty({ example: 404 }) status!: number;
+  @ApiPropertyOptional({ example: 'vehicle WDD1234567A000001 does not exist' }) detail?: string;
+  @ApiPropertyOptional({ example: '/v1/vehicles/WDD1234567A000001' }) instance?: string;
+}
+
+const TYPE_BY_STATUS: Record<number, ProblemType> = {
+  400: 'validation-failed',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not-found',
+  409: 'conflict',
+  413: 'payload-too-large',
+  422: 'idempotency-key-reused',
+  503: 'service-unavailable',
+};
+
+/** Documents the problem+json responses an operation can return. */
+export function ApiProblems(...statuses: number[]) {
+  return applyDecorators(
+    ...statuses.map((status) => {
+      const type = TYPE_BY_STATUS[status];
+      return ApiResponse({
+        status,
+        description: PROBLEM_TYPES[type].title,
+        content: {
+          [PROBLEM_CONTENT_TYPE]: {
+            schema: { $ref: '#/components/schemas/ProblemResponse' },
+            example: { type: problemTypeUri(type), title: PROBLEM_TYPES[type].title, status },
+          },
+        },
+      });
+    }),
+  );
+}

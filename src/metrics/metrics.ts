@@ -1,0 +1,67 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DataSource } from 'typeorm';
+
+/** One Prometheus registry per process, with the product's own series next to the defaults. */
+export class AppMetrics {
+  readonly registry = new Registry();
+  readonly httpDuration: Histogram<'listener' | 'method' | 'route' | 'status'>;
+  readonly httpRequests: Counter<'listener' | 'method' | 'route' | 'status'>;
+
+  constructor(dataSource: DataSource) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'dks_' });
+    this.httpDuration = new Histogram({
+      name: 'dks_http_request_duration_seconds',
+      help: 'HTTP request duration by listener, route and status',
+      labelNames: ['listener', 'method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [this.registry],
+    });
+    this.httpRequests = new Counter({
+      name: 'dks_http_requests_total',
+      help: 'HTTP requests by listener, route and status',
+      labelNames: ['listener', 'method', 'route', 'status'],
+      registers: [this.registry],
+    });
+    // Delivery state is read from PostgreSQL at scrape time: the truth, whichever worker did the work.
+    new Gauge({
+      name: 'dks_deliveries',
+      help: 'Vehicle command deliveries by status',
+      labelNames: ['status'],
+      registers: [this.registry],
+      async collect() {
+        const rows = (await dataSource
+          .query('SELECT status, count(*)::int AS n FROM deliveries GROUP BY status')
+          .catch(() => [])) as Array<{ status: string; n: number }>;
+        this.reset();
+        for (const status of ['pending', 'sent', 'acked', 'failed']) {
+          this.set({ status }, rows.find((row) => row.status === status)?.n ?? 0);
+        }
+      },
+    });
+    new Gauge({
+      name: 'dks_outbox_unpublished',
+      help: 'Outbox rows not yet handed to the queue',
+      registers: [this.registry],
+      async collect() {
+        const rows = (await dataSource
+          .query('SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL')
+          .catch(() => [{ n: -1 }])) as Array<{ n: number }>;
+        this.set(rows[0]?.n ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'dks_oldest_open_delivery_seconds',
+      help: 'Age of the oldest delivery not yet acknowledged by its car',
+      registers: [this.registry],
+      async collect() {
+        const rows = (await dataSource
+          .query(
+            `SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float AS age
+               FROM deliveries WHERE status IN ('pending', 'sent')`,
+          )
+          .catch(() => [{ age: -1 }])) as Array<{ age: number }>;
+        this.set(rows[0]?.age ?? 0);
+      },
+    });
+  }
+}

@@ -1,0 +1,26 @@
+/** Files the dev PKI writes (`npm run pki:dev`) and the server reads. */
+export const PKI_FILES = {
+  vehicleOemRootCert: 'vehicle-oem-root.crt',
+  vehicleOemRootKey: 'vehicle-oem-root.key',
+  deviceOemCaCert: 'device-oem-ca.crt',
+  deviceOemCaKey: 'device-oem-ca.key',
+  deviceOemCaCrossCert: 'device-oem-ca-cross.crt',
+  instanceCaCert: 'instance-ca.crt',
+  instanceCaKey: 'instance-ca.key',
+  serverCert: 'server.crt',
+  serverKey: 'server.key',
+  deviceOemClientCert: 'device-oem-client.crt',
+  deviceOemClientKey: 'device-oem-client.key',
+  deviceOemServerCert: 'device-oem-server.crt',
+  deviceOemServerKey: 'device-oem-server.key',
+  telematicsGatewayCert: 'telematics-gateway.crt',
+  telematicsGatewayKey: 'telematics-gateway.key',
+  telematicsKey: 'telematics.key',
+  telematicsPublicKey: 'telematics.pub',
+  ktsKey: 'kts.key',
+  ktsPublicKey: 'kts.pub',
+  operatorTokenKey: 'operator-token.key',
+  operatorTokenPublicKey: 'operator-token.pub',
+} as const;
+
+export type PkiFileId = keyof typeof PKI_FILES;

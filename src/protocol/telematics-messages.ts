@@ -1,0 +1,68 @@
+/**
+ * Server ⇄ car telematics messages (PROTOCOL.md §8): compact JWS, ES256. Commands are signed by
+ * the server's telematics key, which the car pins; acks by the vehicle key.
+ */
+export const TELEMATICS_COMMANDS = ['ADD_KEY', 'SET_STATE', 'SET_ENTITLEMENTS', 'PAIRING_VERIFIER', 'SYNC'] as const;
+export type TelematicsCommandName = (typeof TELEMATICS_COMMANDS)[number];
+
+export const COMMAND_JWS_TYPE = 'dk-command+jws';
+export const ACK_JWS_TYPE = 'dk-ack+jws';
+
+/** JWS payload of a command to a car. */
+export interface TelematicsCommand {
+  v: 1;
+  /** 8-byte vehicle identifier, hex. */
+  vehicleId: string;
+  seq: number;
+  cmd: TelematicsCommandName;
+  keyId?: string;
+  state?: string;
+  entitlements?: string;
+  keyListVersion: number;
+  iat: number;
+}
+
+/** JWS payload of a car's acknowledgement. */
+export interface TelematicsAck {
+  vehicleId: string;
+  seq: number;
+  keyListVersion: number;
+  /** SHA-256 over the sorted `keyId‖state` lines of the car's key list, hex. */
+  keyListDigest: string;
+}
+
+/** Request body the car's telematics endpoint receives; it answers `{ ack }` (200) or 202. */
+export interface TelematicsCommandEnvelope {
+  command: string;
+}
+
+export function isTelematicsCommand(value: unknown): value is TelematicsCommand {
+  const c = value as TelematicsCommand;
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    c.v === 1 &&
+    typeof c.vehicleId === 'string' &&
+    /^[0-9a-f]{16}$/.test(c.vehicleId) &&
+    Number.isSafeInteger(c.seq) &&
+    c.seq > 0 &&
+    (TELEMATICS_COMMANDS as readonly string[]).includes(c.cmd) &&
+    Number.isSafeInteger(c.keyListVersion) &&
+    c.keyListVersion >= 0 &&
+    Number.isSafeInteger(c.iat)
+  );
+}
+
+export function isTelematicsAck(value: unknown): value is TelematicsAck {
+  const ack = value as TelematicsAck;
+  return (
+    typeof ack === 'object' &&
+    ack !== null &&
+    typeof ack.vehicleId === 'string' &&
+    Number.isSafeInteger(ack.seq) &&
+    ack.seq > 0 &&
+    Number.isSafeInteger(ack.keyListVersion) &&
+    typeof ack.keyListDigest === 'string' &&
+    /^[0-9a-f]{64}$/.test(ack.keyListDigest)
+  );
+}

@@ -1,0 +1,91 @@
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { CompactSign, compactVerify } from 'jose';
+import {
+  ACK_JWS_TYPE,
+  COMMAND_JWS_TYPE,
+  isTelematicsCommand,
+  type TelematicsAck,
+  type TelematicsCommand,
+} from '../../protocol/telematics-messages.js';
+
+/** What the car does with a verified, in-order command; returns nothing, throws to refuse. */
+export type CommandHandler = (command: TelematicsCommand) => void;
+
+export class TelematicsRejection extends Error {
+  override readonly name = 'TelematicsRejection';
+}
+
+export interface TelematicsUnitOptions {
+  /** 8-byte vehicle identifier, hex. */
+  vehicleIdentifier: string;
+  /** The car's long-term private key: signs acks. Stays inside this object. */
+  vehiclePrivateKey: KeyObject;
+  /** The server's telematics public key, pinned at provisioning. */
+  telematicsPublicKey: KeyObject | string;
+  apply: CommandHandler;
+  /** Sorted `keyId‖state` lines of the car's key list (PROTOCOL.md §8 keyListDigest). */
+  keyListLines: () => string[];
+}
+
+/**
+ * The car's telematics control unit: verifies commands against the pinned server key, applies
+ * each `seq` once and in order, and signs acks. A duplicate (seq ≤ last applied) is
+ * acknowledged again without being applied again.
+ */
+export class TelematicsUnit {
+  private readonly serverKey: KeyObject;
+  private lastAppliedSeq = 0;
+  private keyListVersion = 0;
+  readonly applied: TelematicsCommand[] = [];
+
+  constructor(private readonly options: TelematicsUnitOptions) {
+    this.serverKey =
+      typeof options.telematicsPublicKey === 'string'
+        ? createPublicKey(options.telematicsPublicKey)
+        : options.telematicsPublicKey;
+  }
+
+  get lastSeq(): number {
+    return this.lastAppliedSeq;
+  }
+
+  /** Verifies and applies one command; returns the signed ack (compact JWS). */
+  async receive(jws: string): Promise<string> {
+    let command: unknown;
+    try {
+      const verified = await compactVerify(jws, this.serverKey, { algorithms: ['ES256'] });
+      if (verified.protectedHeader.typ !== COMMAND_JWS_TYPE) throw new Error('typ');
+      command = JSON.parse(Buffer.from(verified.payload).toString('utf8'));
+    } catch {
+      throw new TelematicsRejection('the command is not signed by the pinned telematics key');
+    }
+    if (!isTelematicsCommand(command)) throw new TelematicsRejection('the command payload is malformed');
+    if (command.vehicleId !== this.options.vehicleIdentifier) {
+      throw new TelematicsRejection('the command is for another vehicle');
+    }
+    if (command.seq > this.lastAppliedSeq) {
+      this.options.apply(command);
+      this.lastAppliedSeq = command.seq;
+      this.keyListVersion = Math.max(this.keyListVersion, command.keyListVersion);
+      this.applied.push(command);
+    }
+    return this.ack(command.seq);
+  }
+
+  keyListDigest(): string {
+    const lines = [...this.options.keyListLines()].sort();
+    return createHash('sha256').update(lines.join('\n')).digest('hex');
+  }
+
+  private ack(seq: number): Promise<string> {
+    const ack: TelematicsAck = {
+      vehicleId: this.options.vehicleIdentifier,
+      seq,
+      keyListVersion: this.keyListVersion,
+      keyListDigest: this.keyListDigest(),
+    };
+    return new CompactSign(Buffer.from(JSON.stringify(ack)))
+      .setProtectedHeader({ alg: 'ES256', typ: ACK_JWS_TYPE })
+      .sign(this.options.vehiclePrivateKey);
+  }
+}

@@ -1,0 +1,112 @@
+import { Injectable } from '@nestjs/common';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { compactVerify } from 'jose';
+import { DataSource, In, LessThanOrEqual } from 'typeorm';
+import { ProblemException } from '../common/errors/problem.js';
+import { Vehicle } from '../vehicles/vehicle.entity.js';
+import { Delivery } from './delivery.entity.js';
+import { ACK_JWS_TYPE, isTelematicsAck } from '../protocol/telematics-messages.js';
+
+const MAX_CACHED_KEYS = 10_000;
+
+/**
+ * The record of what each car has received: acks are verified against the car's own key and
+ * move deliveries to `acked`; the vehicle keeps the highest acked `seq` and key-list digest.
+ */
+@Injectable()
+export class DeliveryLedgerService {
+  private readonly vehicleKeys = new Map<string, KeyObject>();
+
+  constructor(private readonly dataSource: DataSource) {}
+
+  private vehicleKey(vehicle: Vehicle): KeyObject {
+    let key = this.vehicleKeys.get(vehicle.id);
+    if (!key) {
+      if (this.vehicleKeys.size >= MAX_CACHED_KEYS) this.vehicleKeys.clear();
+      key = createPublicKey(vehicle.publicKeyPem);
+      this.vehicleKeys.set(vehicle.id, key);
+    }
+    return key;
+  }
+
+  /** Verifies a signed ack from `vehicle` and records it. Throws a 400/404 problem when it does not hold. */
+  async recordAck(vehicle: Vehicle, ackJws: string): Promise<Delivery> {
+    let payload: unknown;
+    try {
+      const verified = await compactVerify(ackJws, this.vehicleKey(vehicle), { algorithms: ['ES256'] });
+      if (verified.protectedHeader.typ !== undefined && verified.protectedHeader.typ !== ACK_JWS_TYPE) {
+        throw new Error('wrong typ');
+      }
+      payload = JSON.parse(Buffer.from(verified.payload).toString('utf8'));
+    } catch {
+      throw new ProblemException('validation-failed', 'the ack is not a valid JWS signed by this vehicle');
+    }
+    if (!isTelematicsAck(payload)) throw new ProblemException('validation-failed', 'the ack payload is malformed');
+    if (payload.vehicleId !== vehicle.vehicleIdentifier) {
+      throw new ProblemException('validation-failed', 'the ack names another vehicle');
+    }
+    const ack = payload;
+    return this.dataSource.transaction(async (manager) => {
+      const delivery = await manager.findOne(Delivery, {
+        where: { vehicleId: vehicle.id, seq: ack.seq },
+        lock: { mode: 'pessimistic_write' },
+      });
+      if (!delivery) throw new ProblemException('not-found', `no command with seq ${ack.seq} was sent to this vehicle`);
+      if (delivery.status !== 'acked') {
+        delivery.status = 'acked';
+        delivery.ackedAt = new Date();
+        delivery.ackKeyListDigest = ack.keyListDigest;
+        delivery.lastError = null;
+        await manager.save(delivery);
+      }
+      await manager.query(
+        `UPDATE vehicles
+            SET acked_seq = GREATEST(acked_seq, $2),
+                acked_key_list_version = GREATEST(acked_key_list_version, $3),
+                acked_key_list_digest = CASE WHEN $2 >= acked_seq THEN $4 ELSE acked_key_list_digest END,
+                last_seen_at = now()
+          WHERE id = $1`,
+        [vehicle.id, ack.seq, ack.keyListVersion, ack.keyListDigest],
+      );
+      return delivery;
+    });
+  }
+
+  /** Open deliveries of a vehicle up to and including `seq`, oldest first: what must reach the car in order. */
+  openUpTo(vehicleId: string, seq: number): Promise<Delivery[]> {
+    return this.dataSource.getRepository(Delivery).find({
+      where: { vehicleId, seq: LessThanOrEqual(seq), status: In(['pending', 'sent']) },
+      order: { seq: 'ASC' },
+    });
+  }
+
+  async markSent(delivery: Delivery, ackDueAt: Date): Promise<void> {
+    await this.dataSource
+      .getRepository(Delivery)
+      .createQueryBuilder()
+      .update()
+      .set({ status: 'sent', sentAt: () => 'now()', attempts: () => 'attempts + 1', nextAttemptAt: ackDueAt, lastError: null })
+      .where('id = :id AND status = :status', { id: delivery.id, status: 'pending' })
+      .execute();
+  }
+
+  async markAttemptFailed(delivery: Delivery, error: string, nextAttemptAt: Date): Promise<number> {
+    const result = (await this.dataSource.query(
+      `UPDATE deliveries
+          SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, updated_at = now()
+        WHERE id = $1 AND status IN ('pending', 'sent')
+    RETURNING attempts`,
+      [delivery.id, error.slice(0, 1_000), nextAttemptAt],
+    )) as [Array<{ attempts: number }>, number];
+    return result[0][0]?.attempts ?? delivery.attempts + 1;
+  }
+
+  async markRejected(delivery: Delivery, detail: string): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE deliveries
+          SET status = 'failed', attempts = attempts + 1, last_error = $2, updated_at = now()
+        WHERE id = $1 AND status IN ('pending', 'sent')`,
+      [delivery.id, detail.slice(0, 1_000)],
+    );
+  }
+}

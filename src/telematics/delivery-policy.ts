@@ -1,0 +1,56 @@
+import { randomInt } from 'node:crypto';
+
+/**
+ * Queue names. The braces are a Redis Cluster hash tag: every key of a queue hashes to one slot,
+ * so the same code runs on a managed Redis cluster.
+ */
+export const QUEUE_NAMES = {
+  vehicleCommands: '{vehicle-commands}',
+} as const;
+
+export const JOB_NAMES = {
+  deliverVehicleCommand: 'deliver-vehicle-command',
+} as const;
+
+/** Data of a delivery job: identifiers only (BullMQ stores job data in clear text). */
+export interface DeliveryJobData {
+  deliveryId: string;
+  correlationId?: string | null;
+}
+
+/** Tries per job before BullMQ gives up on it; the sweeper re-enqueues what is still pending. */
+export const DELIVERY_JOB_ATTEMPTS = 10;
+export const BACKOFF_TYPE = 'capped-exponential-jitter';
+
+/** Completed jobs are kept an hour (dashboard), failed ones a day; the database keeps the truth. */
+export const DELIVERY_JOB_RETENTION = {
+  removeOnComplete: { age: 3_600, count: 10_000 },
+  removeOnFail: { age: 86_400, count: 10_000 },
+} as const;
+
+/** Worker lock settings: a killed worker's job is taken over within lockDuration + stalledInterval. */
+export const DELIVERY_WORKER_LOCK = { lockDuration: 5_000, stalledInterval: 5_000, maxStalledCount: 100 } as const;
+
+/** Retention of published outbox rows and settled idempotency records. */
+export const OUTBOX_RETENTION_MS = 7 * 86_400_000;
+export const IDEMPOTENCY_RETENTION_MS = 86_400_000;
+
+export interface BackoffSettings {
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+/**
+ * Capped exponential backoff with "equal jitter": half the delay fixed, half random, so a fleet
+ * of cars coming back online does not retry in lockstep.
+ */
+export function deliveryBackoffMs(
+  attempt: number,
+  settings: BackoffSettings,
+  random: (min: number, max: number) => number = (min, max) => randomInt(min, max),
+): number {
+  const exponent = Math.min(Math.max(attempt - 1, 0), 30);
+  const ceiling = Math.min(settings.backoffMaxMs, settings.backoffBaseMs * 2 ** exponent);
+  const half = Math.floor(ceiling / 2);
+  return half + (half > 0 ? random(0, half + 1) : 0);
+}

@@ -1,0 +1,81 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG } from '../config/config.tokens.js';
+import type { AppConfig } from '../config/config.js';
+import { IDEMPOTENCY_RETENTION_MS, JOB_NAMES, OUTBOX_RETENTION_MS, deliveryBackoffMs } from './delivery-policy.js';
+import { DELIVERY_QUEUE } from './telematics.tokens.js';
+import type { DeliveryQueue } from './delivery-queue.js';
+
+const BATCH = 500;
+
+/**
+ * Reconciliation: PostgreSQL is the truth, Redis only transport. Any delivery still open well
+ * after its due time (job lost in Redis, attempts exhausted, ack never posted) is enqueued
+ * again under a new job id. Also trims published outbox rows and old idempotency records.
+ */
+@Injectable()
+export class DeliverySweeperService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(DeliverySweeperService.name);
+  private timer?: NodeJS.Timeout;
+  private sweeping?: Promise<unknown>;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(DELIVERY_QUEUE) private readonly queue: DeliveryQueue,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => {
+      if (this.sweeping) return;
+      this.sweeping = this.sweepOnce()
+        .then((count) => count > 0 && this.logger.log({ msg: 're-enqueued overdue deliveries', count }))
+        .catch((error: unknown) => this.logger.warn({ msg: 'sweep failed; will retry', error: String(error) }))
+        .finally(() => (this.sweeping = undefined));
+    }, this.config.delivery.sweepIntervalMs);
+    this.timer.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.sweeping;
+  }
+
+  /** One pass; returns how many deliveries it re-enqueued. */
+  async sweepOnce(): Promise<number> {
+    const count = await this.dataSource.transaction(async (manager) => {
+      const overdue = (await manager.query(
+        `SELECT id, attempts, sweeps, correlation_id AS "correlationId"
+           FROM deliveries
+          WHERE status IN ('pending', 'sent')
+            AND next_attempt_at < now() - make_interval(secs => $1::double precision / 1000)
+          ORDER BY next_attempt_at
+          LIMIT $2
+          FOR UPDATE SKIP LOCKED`,
+        [this.config.delivery.sweepGraceMs, BATCH],
+      )) as Array<{ id: string; attempts: number; sweeps: number; correlationId: string | null }>;
+      if (overdue.length === 0) return 0;
+      await this.queue.addBulk(
+        overdue.map((row) => ({
+          name: JOB_NAMES.deliverVehicleCommand,
+          data: { deliveryId: row.id, correlationId: row.correlationId },
+          opts: { jobId: `${row.id}.sweep${row.sweeps + 1}` },
+        })),
+      );
+      for (const row of overdue) {
+        const next = new Date(Date.now() + deliveryBackoffMs(row.attempts + 1, this.config.delivery));
+        await manager.query('UPDATE deliveries SET sweeps = sweeps + 1, next_attempt_at = $2 WHERE id = $1', [row.id, next]);
+      }
+      return overdue.length;
+    });
+    await this.dataSource.query(
+      `DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1::double precision / 1000)`,
+      [OUTBOX_RETENTION_MS],
+    );
+    await this.dataSource.query(
+      `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1::double precision / 1000)`,
+      [IDEMPOTENCY_RETENTION_MS],
+    );
+    return count;
+  }
+}

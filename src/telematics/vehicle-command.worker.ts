@@ -1,0 +1,109 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG } from '../config/config.tokens.js';
+import type { AppConfig } from '../config/config.js';
+import { Vehicle } from '../vehicles/vehicle.entity.js';
+import { CommandSigner } from './command-signer.js';
+import { Delivery } from './delivery.entity.js';
+import { DeliveryLedgerService } from './delivery-ledger.service.js';
+import {
+  BACKOFF_TYPE,
+  DELIVERY_WORKER_LOCK,
+  JOB_NAMES,
+  QUEUE_NAMES,
+  deliveryBackoffMs,
+  type DeliveryJobData,
+} from './delivery-policy.js';
+import { TelematicsClient, VehicleUnreachableError } from './telematics-client.js';
+import { WORKER_REDIS } from './telematics.tokens.js';
+
+/** How long the server waits for an ack the car promised to post later (202). */
+const ACK_WAIT_MS = 60_000;
+const CONCURRENCY = 32;
+
+/**
+ * Sends signed commands to cars. A job names one delivery; the worker sends every open
+ * delivery of that car up to it, oldest first, so a car never sees seq n+1 before n.
+ * Duplicates are harmless: the car acknowledges a seq it already applied without re-applying.
+ */
+@Injectable()
+export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(VehicleCommandWorker.name);
+  private worker?: Worker<DeliveryJobData, void, string>;
+  private readonly signer: CommandSigner;
+  private readonly client: TelematicsClient;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly ledger: DeliveryLedgerService,
+    @Inject(WORKER_REDIS) private readonly connection: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.signer = new CommandSigner(config.pki.telematicsKeyPem);
+    this.client = new TelematicsClient(config.telematicsCaPem, config.delivery.requestTimeoutMs);
+  }
+
+  onApplicationBootstrap(): void {
+    this.worker = new Worker<DeliveryJobData, void, string>(QUEUE_NAMES.vehicleCommands, (job) => this.process(job), {
+      connection: this.connection,
+      prefix: this.config.queuePrefix,
+      concurrency: CONCURRENCY,
+      ...DELIVERY_WORKER_LOCK,
+      settings: {
+        backoffStrategy: (attemptsMade: number, type?: string) =>
+          type === BACKOFF_TYPE ? deliveryBackoffMs(attemptsMade, this.config.delivery) : 1_000,
+      },
+    });
+    this.worker.on('error', (error) => this.logger.warn({ msg: 'queue connection error', error: error.message }));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.worker?.close();
+    this.client.close();
+  }
+
+  async process(job: Job<DeliveryJobData, void, string>): Promise<void> {
+    if (job.name !== JOB_NAMES.deliverVehicleCommand) throw new Error(`no handler for job ${job.name}`);
+    const target = await this.dataSource.getRepository(Delivery).findOneBy({ id: job.data.deliveryId });
+    if (!target || target.status === 'acked' || target.status === 'failed') return;
+    const vehicle = await this.dataSource.getRepository(Vehicle).findOneByOrFail({ id: target.vehicleId });
+    const open = await this.ledger.openUpTo(vehicle.id, target.seq);
+    for (const delivery of open) {
+      const delivered = await this.deliver(vehicle, delivery, job.data.correlationId ?? delivery.correlationId);
+      if (!delivered) return;
+    }
+  }
+
+  /** Sends one command; true when the car took it (acked, or accepted with an ack to follow). */
+  private async deliver(vehicle: Vehicle, delivery: Delivery, correlationId: string | null): Promise<boolean> {
+    const jws = await this.signer.sign(this.signer.commandFor(vehicle.vehicleIdentifier, delivery));
+    const log = { vin: vehicle.vin, seq: delivery.seq, cmd: delivery.command, deliveryId: delivery.id, correlationId };
+    try {
+      const outcome = await this.client.send(vehicle.telematicsUrl, jws);
+      switch (outcome.kind) {
+        case 'acked':
+          await this.ledger.recordAck(vehicle, outcome.ack);
+          this.logger.log({ msg: 'command acked', ...log });
+          return true;
+        case 'accepted':
+          await this.ledger.markSent(delivery, new Date(Date.now() + ACK_WAIT_MS));
+          this.logger.log({ msg: 'command accepted; ack to follow', ...log });
+          return true;
+        case 'rejected':
+          await this.ledger.markRejected(delivery, `car refused the command (${outcome.status}): ${outcome.detail}`);
+          this.logger.warn({ msg: 'command refused by the car', status: outcome.status, ...log });
+          return false;
+      }
+    } catch (error) {
+      const reason = error instanceof VehicleUnreachableError ? error.message : `ack not accepted: ${String(error)}`;
+      const attempt = delivery.attempts + 1;
+      const next = new Date(Date.now() + deliveryBackoffMs(attempt, this.config.delivery));
+      await this.ledger.markAttemptFailed(delivery, reason, next);
+      this.logger.warn({ msg: 'car unreachable; will retry', attempt, reason, ...log });
+      // Rethrow so BullMQ schedules the retry with the same capped backoff.
+      throw error instanceof Error ? error : new Error(reason);
+    }
+  }
+}

@@ -1,0 +1,268 @@
+import 'reflect-metadata';
+import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { loadConfig, pkiMaterialFromSet, type AppConfig } from '../../src/config/config.js';
+import { createApiServer, type ApiServer } from '../../src/app/server.js';
+import { startWorker, type WorkerProcess } from '../../src/app/worker-process.js';
+import { issueOperatorToken } from '../../src/common/auth/operator-token.js';
+import type { OperatorScope } from '../../src/common/auth/operator-scopes.js';
+import { createPkiSet, type PkiSet } from '../../src/pki/dev-pki.js';
+import {
+  generateEcKeyPair,
+  issueCertificate,
+  loadCertificateAuthority,
+  privateKeyToPem,
+  type CertificateProfile,
+} from '../../src/pki/certificate-issuer.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface ClientIdentity {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface TestPki {
+  set: PkiSet;
+  partner: ClientIdentity;
+  /** Issues a client certificate from one of the test CAs. */
+  issueClient(options: {
+    issuer: 'device-oem' | 'vehicle-root' | 'unknown';
+    profile?: CertificateProfile;
+    notBefore?: Date;
+    notAfter?: Date;
+    commonName?: string;
+  }): Promise<ClientIdentity>;
+}
+
+let unknownCa: Awaited<ReturnType<typeof makeUnknownCa>> | undefined;
+
+async function makeUnknownCa() {
+  const keys = await generateEcKeyPair();
+  const certificate = await issueCertificate({
+    profile: 'root-ca',
+    commonName: 'Device OEM CA',
+    publicKey: keys.publicKey,
+    selfSignKey: keys.privateKey,
+  });
+  return { certificate, privateKey: keys.privateKey };
+}
+
+export async function createTestPki(): Promise<TestPki> {
+  const set = await createPkiSet();
+  const authorities = {
+    'device-oem': await loadCertificateAuthority(set.deviceOemCaCert, set.deviceOemCaKey),
+    'vehicle-root': await loadCertificateAuthority(set.vehicleOemRootCert, set.vehicleOemRootKey),
+  };
+  return {
+    set,
+    partner: { certPem: set.deviceOemClientCert, keyPem: set.deviceOemClientKey },
+    async issueClient(options) {
+      unknownCa ??= await makeUnknownCa();
+      const issuer = options.issuer === 'unknown' ? unknownCa : authorities[options.issuer];
+      const keys = await generateEcKeyPair();
+      const cert = await issueCertificate({
+        profile: options.profile ?? 'tls-client',
+        commonName: options.commonName ?? 'test-client',
+        publicKey: keys.publicKey,
+        issuer,
+        notBefore: options.notBefore,
+        notAfter: options.notAfter,
+      });
+      return { certPem: cert.toString('pem'), keyPem: await privateKeyToPem(keys.privateKey) };
+    },
+  };
+}
+
+export function fingerprintOf(certPem: string): string {
+  return new X509Certificate(certPem).fingerprint256.replace(/:/g, '').toLowerCase();
+}
+
+export interface TestConfigOptions {
+  env?: Record<string, string>;
+}
+
+export function testConfig(pki: TestPki, database: TestDatabase, options: TestConfigOptions = {}): AppConfig {
+  return loadConfig(
+    {
+      NODE_ENV: 'test',
+      DATABASE_URL: database.url,
+      REDIS_URL,
+      API_HOST: '127.0.0.1',
+      API_PORT: '0',
+      ADMIN_PORT: '0',
+      LOG_LEVEL: 'error',
+      QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
+      OUTBOX_RELAY_INTERVAL_MS: '50',
+      DELIVERY_SWEEP_INTERVAL_MS: '200',
+      DELIVERY_SWEEP_GRACE_MS: '2000',
+      DELIVERY_BACKOFF_BASE_MS: '50',
+      DELIVERY_BACKOFF_MAX_MS: '400',
+      TELEMATICS_TIMEOUT_MS: '2000',
+      ...options.env,
+    },
+    {
+      pki: pkiMaterialFromSet(pki.set),
+      defaultPartners: [{ name: 'device-oem', fingerprint: fingerprintOf(pki.set.deviceOemClientCert) }],
+    },
+  );
+}
+
+export interface TestSystem {
+  pki: TestPki;
+  database: TestDatabase;
+  config: AppConfig;
+  server: ApiServer;
+  worker?: WorkerProcess;
+  adminUrl: string;
+  apiUrl: string;
+  operatorToken(scopes: OperatorScope[], options?: { ttlSeconds?: number; key?: string }): Promise<string>;
+  startWorker(): Promise<WorkerProcess>;
+  stop(): Promise<void>;
+}
+
+/** Real PostgreSQL (own database), real Redis (own queue prefix), real TLS, in-memory PKI. */
+export async function startTestSystem(options: TestConfigOptions & { worker?: boolean } = {}): Promise<TestSystem> {
+  const pki = await createTestPki();
+  const database = await createTestDatabase();
+  const config = testConfig(pki, database, options);
+  const server = await createApiServer(config);
+  const system: TestSystem = {
+    pki,
+    database,
+    config,
+    server,
+    adminUrl: `http://127.0.0.1:${server.adminPort}`,
+    apiUrl: `https://127.0.0.1:${server.apiPort}`,
+    operatorToken: (scopes, tokenOptions = {}) =>
+      issueOperatorToken(tokenOptions.key ?? pki.set.operatorTokenKey, {
+        subject: 'test-operator',
+        scopes,
+        ttlSeconds: tokenOptions.ttlSeconds ?? 300,
+      }),
+    async startWorker() {
+      system.worker = await startWorker(config);
+      return system.worker;
+    },
+    async stop() {
+      await system.worker?.close();
+      await server.close();
+      await database.drop();
+    },
+  };
+  if (options.worker) await system.startWorker();
+  return system;
+}
+
+export interface HttpResult<T = unknown> {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: T;
+  text: string;
+}
+
+function parse<T>(text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return text as unknown as T;
+  }
+}
+
+/** Plain HTTP to the admin listener. */
+export function adminRequest<T = unknown>(
+  system: TestSystem,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> } = {},
+): Promise<HttpResult<T>> {
+  const payload =
+    options.rawBody !== undefined ? options.rawBody : options.body !== undefined ? JSON.stringify(options.body) : undefined;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      `${system.adminUrl}${path}`,
+      {
+        method,
+        headers: {
+          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+          ...options.headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parse<T>(text), text });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** HTTPS with a client certificate to the mTLS listener; the server certificate is verified. */
+export function mtlsRequest<T = unknown>(
+  system: TestSystem,
+  method: string,
+  path: string,
+  options: { identity?: ClientIdentity; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<HttpResult<T>> {
+  const payload = options.body !== undefined ? JSON.stringify(options.body) : undefined;
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      `${system.apiUrl}${path}`,
+      {
+        method,
+        ca: system.pki.set.vehicleOemRootCert,
+        cert: options.identity?.certPem,
+        key: options.identity?.keyPem,
+        rejectUnauthorized: true,
+        agent: false,
+        headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parse<T>(text), text });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** A simulated car's long-term key pair; the private key stays in the test's car object. */
+export function newVehicleKeyPair(): { privateKey: KeyObject; publicKeyPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  return { privateKey, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+}
+
+export function keyFromPem(pem: string): KeyObject {
+  return createPrivateKey(pem);
+}
+
+export async function eventually<T>(
+  probe: () => Promise<T>,
+  accept: (value: T) => boolean,
+  { timeoutMs = 15_000, intervalMs = 50 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T = await probe();
+  while (!accept(last)) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    last = await probe();
+  }
+  return last;
+}
+
+export const TEST_VIN = (n: number) => `WDD1234567A${String(n).padStart(6, '0')}`;
