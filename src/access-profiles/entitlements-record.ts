@@ -1,6 +1,15 @@
-/** The rights of PROTOCOL.md §6 bitmask tag 01, by bit position. */
-export const ENTITLEMENT_RIGHTS = ['unlock', 'trunk', 'engine-start', 'drive', 'share', 'manage-keys'] as const;
-export type EntitlementRight = (typeof ENTITLEMENT_RIGHTS)[number];
+import {
+  ENTITLEMENT_BITS,
+  ENTITLEMENT_PROFILES,
+  encodeEntitlements,
+  rightsList,
+  rightsMask,
+  type EntitlementProfileName,
+  type EntitlementRight,
+} from '../protocol/entitlements.js';
+
+export const ENTITLEMENT_RIGHTS = Object.keys(ENTITLEMENT_BITS) as EntitlementRight[];
+export type { EntitlementRight };
 
 /** JSON form of the entitlements TLV (PROTOCOL.md §6) as the API and the database hold it. */
 export interface EntitlementsRecord {
@@ -14,34 +23,29 @@ export interface EntitlementsRecord {
   timeOfDay?: { startMinute: number; endMinute: number; weekdays: number };
 }
 
-export function rightsToBitmask(rights: readonly EntitlementRight[]): number {
-  return rights.reduce((mask, right) => mask | (1 << ENTITLEMENT_RIGHTS.indexOf(right)), 0);
+/** The TLV bytes cars and certificates carry, from the protocol's one encoder. */
+export function entitlementsTlv(record: EntitlementsRecord): Buffer {
+  return encodeEntitlements({
+    rights: rightsMask(record.rights),
+    maxSpeedKmh: record.maxSpeedKmh,
+    maxPowerPercent: record.maxPowerPercent,
+    maxVolume: record.maxAudioVolume,
+    validity: record.validity,
+    timeOfDay: record.timeOfDay,
+  });
 }
 
-export function bitmaskToRights(mask: number): EntitlementRight[] {
-  return ENTITLEMENT_RIGHTS.filter((_, bit) => (mask & (1 << bit)) !== 0);
-}
+const DESCRIPTIONS: Record<EntitlementProfileName, string> = {
+  OWNER: 'Everything: unlock, trunk, engine start, drive, share and manage keys.',
+  UNLOCK_ONLY: 'Lock and unlock the doors; cannot start the engine.',
+  UNLOCK_AND_DRIVE: 'Unlock, start the engine and drive.',
+  RESTRICTED_DRIVE: 'Unlock, start and drive with the speed limited to 105 km/h.',
+};
 
-/** Defaults of PROTOCOL.md §6, seeded by the first migration and re-created if missing. */
-export const DEFAULT_ACCESS_PROFILES: ReadonlyArray<{ name: string; description: string; entitlements: EntitlementsRecord }> = [
-  {
-    name: 'OWNER',
-    description: 'Everything: unlock, trunk, engine start, drive, share and manage keys.',
-    entitlements: { rights: bitmaskToRights(0x3f) },
-  },
-  {
-    name: 'UNLOCK_ONLY',
-    description: 'Lock and unlock the doors; cannot start the engine.',
-    entitlements: { rights: bitmaskToRights(0x01) },
-  },
-  {
-    name: 'UNLOCK_AND_DRIVE',
-    description: 'Unlock, start the engine and drive.',
-    entitlements: { rights: bitmaskToRights(0x0d) },
-  },
-  {
-    name: 'RESTRICTED_DRIVE',
-    description: 'Unlock, start and drive with the speed limited to 105 km/h.',
-    entitlements: { rights: bitmaskToRights(0x0d), maxSpeedKmh: 105 },
-  },
-];
+/** Defaults of PROTOCOL.md §6, seeded by the first migration. */
+export const DEFAULT_ACCESS_PROFILES = (Object.keys(ENTITLEMENT_PROFILES) as EntitlementProfileName[]).map((name) => {
+  const profile = ENTITLEMENT_PROFILES[name];
+  const entitlements: EntitlementsRecord = { rights: rightsList(profile.rights) };
+  if (profile.maxSpeedKmh !== undefined) entitlements.maxSpeedKmh = profile.maxSpeedKmh;
+  return { name, description: DESCRIPTIONS[name], entitlements };
+});

@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
 import { AuditEvent } from './audit-event.entity.js';
 import { GENESIS_HASH, auditHash } from './audit-chain.js';
 
@@ -56,6 +55,26 @@ export class AuditService {
       details: entry.details ?? {},
       correlationId: entry.correlationId ?? null,
     };
+    const hash = auditHash(prevHash, content);
+    // Raw insert: the id is part of the hashed content, so it must be the one we drew.
+    await manager.query(
+      `INSERT INTO audit_events
+         (id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [
+        id,
+        occurredAt,
+        entry.actor.type,
+        entry.actor.id,
+        entry.action,
+        entry.subject.type,
+        entry.subject.id,
+        JSON.stringify(content.details),
+        content.correlationId,
+        prevHash,
+        hash,
+      ],
+    );
     const event = manager.create(AuditEvent, {
       id,
       occurredAt,
@@ -67,10 +86,8 @@ export class AuditService {
       details: content.details,
       correlationId: content.correlationId,
       prevHash,
-      hash: auditHash(prevHash, content),
+      hash,
     });
-    // The jsonb column is typed loosely by TypeORM; the row is complete and already hashed.
-    await manager.insert(AuditEvent, event as unknown as QueryDeepPartialEntity<AuditEvent>);
     return event;
   }
 

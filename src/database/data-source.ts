@@ -32,7 +32,7 @@ export function dataSourceOptions(databaseUrl: string, tuning: DataSourceTuning 
     installExtensions: false,
     synchronize: false,
     migrationsRun: false,
-    logging: ['error'],
+    logging: false,
     extra: {
       max: tuning.poolSize ?? 10,
       application_name: tuning.applicationName ?? 'digital-key-server',

@@ -1,0 +1,314 @@
+import { SignJWT, base64url } from 'jose';
+import { generateKeyPairSync } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_VIN, adminRequest, newVehicleKeyPair, startTestSystem, type TestSystem } from '../support/harness.js';
+import { OPERATOR_TOKEN_AUDIENCE, OPERATOR_TOKEN_ISSUER } from '../../src/common/auth/operator-scopes.js';
+
+const PROBLEM = 'application/problem+json';
+
+describe('operator API (admin listener)', () => {
+  let system: TestSystem;
+  let writer: string;
+  let reader: string;
+
+  beforeAll(async () => {
+    system = await startTestSystem();
+    writer = await system.operatorToken(['vehicles:write', 'keys:read', 'keys:write', 'audit:read']);
+    reader = await system.operatorToken(['keys:read']);
+  });
+  afterAll(() => system?.stop());
+
+  const vehicleBody = (n: number) => ({
+    vin: TEST_VIN(n),
+    telematicsUrl: `https://127.0.0.1:1/vehicles/${n}/commands`,
+    publicKey: newVehicleKeyPair().publicKeyPem,
+  });
+
+  describe('authentication', () => {
+    it('answers 401 problem+json without a token', async () => {
+      const res = await adminRequest<{ type: string; status: number }>(system, 'GET', '/v1/vehicles');
+      expect(res.status).toBe(401);
+      expect(res.headers['content-type']).toContain(PROBLEM);
+      expect(res.body.type).toBe('urn:digital-key-server:problem:unauthorized');
+    });
+
+    it('answers 403 to a token without the scope', async () => {
+      const res = await adminRequest(system, 'POST', '/v1/vehicles', { token: reader, body: vehicleBody(900) });
+      expect(res.status).toBe(403);
+      expect(res.text).toContain('vehicles:write');
+    });
+
+    it('answers 401 to a token signed by another key, an expired one, alg none and HS256', async () => {
+      const otherKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+      const foreign = await system.operatorToken(['keys:read'], {
+        key: otherKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      });
+      const expired = await new SignJWT({ scope: 'keys:read' })
+        .setProtectedHeader({ alg: 'ES256' })
+        .setIssuer(OPERATOR_TOKEN_ISSUER)
+        .setAudience(OPERATOR_TOKEN_AUDIENCE)
+        .setSubject('x')
+        .setIssuedAt(Math.floor(Date.now() / 1000) - 600)
+        .setExpirationTime(Math.floor(Date.now() / 1000) - 300)
+        .sign(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey);
+      const claims = {
+        scope: 'keys:read',
+        iss: OPERATOR_TOKEN_ISSUER,
+        aud: OPERATOR_TOKEN_AUDIENCE,
+        sub: 'x',
+        iat: Math.floor(Date.now() / 1000),
+        exp: Math.floor(Date.now() / 1000) + 300,
+      };
+      const none = `${base64url.encode(JSON.stringify({ alg: 'none' }))}.${base64url.encode(JSON.stringify(claims))}.`;
+      const hs256 = await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(Buffer.from(system.pki.set.operatorTokenPublicKey));
+      for (const token of [foreign, expired, none, hs256]) {
+        const res = await adminRequest(system, 'GET', '/v1/vehicles', { token });
+        expect(res.status, token).toBe(401);
+      }
+    });
+  });
+
+  describe('bodies', () => {
+    it('rejects unknown fields with 400 and names them', async () => {
+      const res = await adminRequest<{ errors: Array<{ field: string }> }>(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body: { ...vehicleBody(901), color: 'red' },
+      });
+      expect(res.status).toBe(400);
+      expect(res.headers['content-type']).toContain(PROBLEM);
+      expect(res.body.errors.map((e) => e.field)).toContain('color');
+    });
+
+    it('rejects wrong types, malformed JSON and bodies over 64 KiB', async () => {
+      const wrongType = await adminRequest(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body: { ...vehicleBody(902), vin: 12345 },
+      });
+      expect(wrongType.status).toBe(400);
+      const malformed = await adminRequest(system, 'POST', '/v1/vehicles', { token: writer, rawBody: '{"vin": ' });
+      expect(malformed.status).toBe(400);
+      expect(malformed.headers['content-type']).toContain(PROBLEM);
+      const huge = await adminRequest(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body: { ...vehicleBody(903), publicKey: 'x'.repeat(70_000) },
+      });
+      expect(huge.status).toBe(413);
+      expect(huge.headers['content-type']).toContain(PROBLEM);
+    });
+
+    it('rejects a key that is not P-256 and a CSR whose signature does not verify', async () => {
+      const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' });
+      const res = await adminRequest(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body: { ...vehicleBody(904), publicKey: rsa.toString() },
+      });
+      expect(res.status).toBe(400);
+      expect(res.text).toContain('P-256');
+      const both = await adminRequest(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body: { ...vehicleBody(905), csr: 'x' },
+      });
+      expect(both.status).toBe(400);
+    });
+  });
+
+  describe('vehicles', () => {
+    it('provisions a vehicle with a certificate chained to the root and an 8-byte identifier', async () => {
+      const body = vehicleBody(1);
+      const res = await adminRequest<{
+        vin: string;
+        vehicleIdentifier: string;
+        certificatePem: string;
+        trust: { telematicsPublicKeyPem: string };
+      }>(system, 'POST', '/v1/vehicles', { token: writer, body });
+      expect(res.status).toBe(201);
+      expect(res.body.vehicleIdentifier).toMatch(/^[0-9a-f]{16}$/);
+      const { X509Certificate } = await import('node:crypto');
+      const cert = new X509Certificate(res.body.certificatePem);
+      expect(cert.verify(new X509Certificate(system.pki.set.vehicleOemRootCert).publicKey)).toBe(true);
+      expect(cert.subject).toContain(`CN=${body.vin}`);
+      expect(res.body.trust.telematicsPublicKeyPem).toContain('BEGIN PUBLIC KEY');
+
+      const got = await adminRequest<{ vin: string }>(system, 'GET', `/v1/vehicles/${body.vin}`, { token: reader });
+      expect(got.status).toBe(200);
+      expect(got.body.vin).toBe(body.vin);
+      const duplicate = await adminRequest(system, 'POST', '/v1/vehicles', { token: writer, body: vehicleBody(1) });
+      expect(duplicate.status).toBe(409);
+      const missing = await adminRequest(system, 'GET', `/v1/vehicles/${TEST_VIN(999)}`, { token: reader });
+      expect(missing.status).toBe(404);
+      expect(missing.headers['content-type']).toContain(PROBLEM);
+    });
+
+    it('pages through the vehicle list by cursor', async () => {
+      for (const n of [10, 11, 12]) {
+        expect((await adminRequest(system, 'POST', '/v1/vehicles', { token: writer, body: vehicleBody(n) })).status).toBe(201);
+      }
+      const first = await adminRequest<{ items: Array<{ vin: string }>; next?: string }>(system, 'GET', '/v1/vehicles?limit=2', {
+        token: reader,
+      });
+      expect(first.body.items).toHaveLength(2);
+      expect(first.body.next).toBeDefined();
+      const second = await adminRequest<{ items: Array<{ vin: string }> }>(
+        system,
+        'GET',
+        `/v1/vehicles?limit=2&after=${first.body.next}`,
+        { token: reader },
+      );
+      expect(second.body.items[0].vin > first.body.items[1].vin).toBe(true);
+    });
+  });
+
+  describe('access profiles', () => {
+    it('seeds the PROTOCOL.md §6 defaults with their TLV', async () => {
+      const res = await adminRequest<{ items: Array<{ name: string; entitlementsTlv: string; builtin: boolean }> }>(
+        system,
+        'GET',
+        '/v1/access-profiles',
+        { token: reader },
+      );
+      const byName = Object.fromEntries(res.body.items.map((p) => [p.name, p]));
+      expect(byName.OWNER.entitlementsTlv).toBe('01013f');
+      expect(byName.UNLOCK_ONLY.entitlementsTlv).toBe('010101');
+      expect(byName.UNLOCK_AND_DRIVE.entitlementsTlv).toBe('01010d');
+      expect(byName.RESTRICTED_DRIVE.entitlementsTlv).toBe('01010d02020069');
+      expect(byName.OWNER.builtin).toBe(true);
+    });
+
+    it('creates, updates with optimistic concurrency, and retires a profile', async () => {
+      const created = await adminRequest<{ id: string; version: number; entitlementsTlv: string }>(
+        system,
+        'POST',
+        '/v1/access-profiles',
+        {
+          token: writer,
+          body: {
+            name: 'WEEKDAY_VALET',
+            description: 'Valet on weekdays',
+            entitlements: {
+              rights: ['unlock', 'engine-start', 'drive'],
+              maxSpeedKmh: 50,
+              timeOfDay: { startMinute: 420, endMinute: 1320, weekdays: 31 },
+            },
+          },
+        },
+      );
+      expect(created.status).toBe(201);
+      expect(created.body.entitlementsTlv).toBe('01010d02020032060501a405281f');
+      const updated = await adminRequest<{ version: number }>(system, 'PUT', `/v1/access-profiles/${created.body.id}`, {
+        token: writer,
+        body: { description: 'Valet, weekdays only', version: created.body.version },
+      });
+      expect(updated.status).toBe(200);
+      expect(updated.body.version).toBe(created.body.version + 1);
+      const stale = await adminRequest(system, 'PUT', `/v1/access-profiles/${created.body.id}`, {
+        token: writer,
+        body: { retired: true, version: created.body.version },
+      });
+      expect(stale.status).toBe(409);
+      const retired = await adminRequest(system, 'PUT', `/v1/access-profiles/${created.body.id}`, {
+        token: writer,
+        body: { retired: true, version: updated.body.version },
+      });
+      expect(retired.status).toBe(200);
+      const active = await adminRequest<{ items: Array<{ name: string }> }>(system, 'GET', '/v1/access-profiles', {
+        token: reader,
+      });
+      expect(active.body.items.map((p) => p.name)).not.toContain('WEEKDAY_VALET');
+      const invalid = await adminRequest(system, 'POST', '/v1/access-profiles', {
+        token: writer,
+        body: { name: 'BAD', description: 'x', entitlements: { rights: ['fly'] } },
+      });
+      expect(invalid.status).toBe(400);
+    });
+  });
+
+  describe('idempotency', () => {
+    it('replays the stored response for the same key and body, and refuses a different body with 422', async () => {
+      const body = vehicleBody(20);
+      const headers = { 'idempotency-key': 'provision-20' };
+      const first = await adminRequest<{ id: string }>(system, 'POST', '/v1/vehicles', { token: writer, body, headers });
+      const again = await adminRequest<{ id: string }>(system, 'POST', '/v1/vehicles', { token: writer, body, headers });
+      expect(first.status).toBe(201);
+      expect(again.status).toBe(201);
+      expect(again.body.id).toBe(first.body.id);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+      const mismatch = await adminRequest(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body: vehicleBody(21),
+        headers,
+      });
+      expect(mismatch.status).toBe(422);
+      const count = (await system.server.dataSource.query('SELECT count(*)::int AS n FROM vehicles WHERE vin = $1', [
+        TEST_VIN(21),
+      ])) as Array<{ n: number }>;
+      expect(count[0].n).toBe(0);
+    });
+
+    it('answers 409 while the first request with the key is in progress, and runs concurrent duplicates once', async () => {
+      await system.server.dataSource.query(
+        `INSERT INTO idempotency_keys (principal, key, request_hash, status) VALUES ('operator:test-operator', 'busy', $1, 'in-progress')`,
+        ['0'.repeat(64)],
+      );
+      const busy = await adminRequest(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body: vehicleBody(30),
+        headers: { 'idempotency-key': 'busy' },
+      });
+      expect([409, 422]).toContain(busy.status);
+
+      const body = vehicleBody(31);
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          adminRequest<{ id?: string }>(system, 'POST', '/v1/vehicles', {
+            token: writer,
+            body,
+            headers: { 'idempotency-key': 'race-31' },
+          }),
+        ),
+      );
+      for (const res of results) expect([201, 409]).toContain(res.status);
+      const ids = new Set(results.filter((r) => r.status === 201).map((r) => r.body.id));
+      expect(ids.size).toBe(1);
+      const rows = (await system.server.dataSource.query('SELECT count(*)::int AS n FROM vehicles WHERE vin = $1', [
+        body.vin,
+      ])) as Array<{ n: number }>;
+      expect(rows[0].n).toBe(1);
+    });
+  });
+
+  describe('audit log', () => {
+    it('records changes in a hash chain that verifies, and detects a tampered row', async () => {
+      const auditor = await system.operatorToken(['audit:read']);
+      const list = await adminRequest<{ items: Array<{ id: string; action: string; prevHash: string; hash: string }> }>(
+        system,
+        'GET',
+        '/v1/audit?limit=1000',
+        { token: auditor },
+      );
+      expect(list.body.items.some((e) => e.action === 'vehicle.provisioned')).toBe(true);
+      for (let i = 1; i < list.body.items.length; i++) {
+        expect(list.body.items[i].prevHash).toBe(list.body.items[i - 1].hash);
+      }
+      const ok = await adminRequest<{ ok: boolean; checked: number }>(system, 'GET', '/v1/audit/verify', { token: auditor });
+      expect(ok.body).toMatchObject({ ok: true, checked: list.body.items.length });
+
+      const victim = list.body.items[1];
+      const db = system.server.dataSource;
+      await expect(db.query(`UPDATE audit_events SET action = 'x' WHERE id = $1`, [victim.id])).rejects.toThrow(/append-only/);
+      // An attacker with database owner rights can bypass the trigger; the chain still tells.
+      await db.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+      await db.query(`UPDATE audit_events SET details = '{"vehicleIdentifier":"0000000000000000"}' WHERE id = $1`, [victim.id]);
+      await db.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+      const broken = await adminRequest<{ ok: boolean; firstBroken: { id: string; reason: string } }>(
+        system,
+        'GET',
+        '/v1/audit/verify',
+        { token: auditor },
+      );
+      expect(broken.body.ok).toBe(false);
+      expect(broken.body.firstBroken).toEqual({ id: victim.id, reason: 'hash-mismatch' });
+    });
+  });
+});
