@@ -1,0 +1,102 @@
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { TelematicsUnit } from '../../src/sim/vehicle/telematics-unit.js';
+import type { TelematicsCommand } from '../../src/protocol/telematics-messages.js';
+import { TEST_VIN, adminRequest, newVehicleKeyPair, type TestSystem } from './harness.js';
+
+export type CarBehaviour = 'online' | 'offline' | 'apply-then-drop' | 'accept-later';
+
+/**
+ * A car's telematics endpoint for integration tests: a real HTTPS server (certificate from the
+ * test PKI's root) in front of the simulator's TelematicsUnit, with switches to go offline,
+ * lose a response after applying, or answer 202 and post the ack later over mTLS.
+ */
+export class TestCar {
+  behaviour: CarBehaviour = 'online';
+  readonly received: number[] = [];
+  readonly rawCommands: string[] = [];
+  readonly appliedCommands: TelematicsCommand[] = [];
+  readonly pendingAcks: string[] = [];
+  unit!: TelematicsUnit;
+  vin!: string;
+  vehicleIdentifier!: string;
+  certificatePem!: string;
+  private readonly keys = newVehicleKeyPair();
+  private server?: Server;
+  port = 0;
+
+  static async provision(system: TestSystem, n: number): Promise<TestCar> {
+    const car = new TestCar();
+    await car.listen(system);
+    const token = await system.operatorToken(['vehicles:write']);
+    const res = await adminRequest<{
+      vehicleIdentifier: string;
+      certificatePem: string;
+      trust: { telematicsPublicKeyPem: string };
+    }>(system, 'POST', '/v1/vehicles', {
+      token,
+      body: { vin: TEST_VIN(n), telematicsUrl: `https://127.0.0.1:${car.port}/commands`, publicKey: car.keys.publicKeyPem },
+    });
+    if (res.status !== 201) throw new Error(`provisioning failed: ${res.status} ${res.text}`);
+    car.vin = TEST_VIN(n);
+    car.vehicleIdentifier = res.body.vehicleIdentifier;
+    car.certificatePem = res.body.certificatePem;
+    car.unit = new TelematicsUnit({
+      vehicleIdentifier: res.body.vehicleIdentifier,
+      vehiclePrivateKey: car.keys.privateKey,
+      telematicsPublicKey: res.body.trust.telematicsPublicKeyPem,
+      apply: (command) => car.appliedCommands.push(command),
+      keyListLines: () => [],
+    });
+    return car;
+  }
+
+  get identity() {
+    return {
+      certPem: this.certificatePem,
+      keyPem: this.keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    };
+  }
+
+  private async listen(system: TestSystem): Promise<void> {
+    this.server = createServer(
+      { cert: system.pki.set.telematicsGatewayCert, key: system.pki.set.telematicsGatewayKey },
+      (req, res) => {
+        if (this.behaviour === 'offline') {
+          req.socket.destroy();
+          return;
+        }
+        const chunks: Buffer[] = [];
+        req.on('data', (chunk: Buffer) => chunks.push(chunk));
+        req.on('end', () => {
+          const { command } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { command: string };
+          const seq = (JSON.parse(Buffer.from(command.split('.')[1], 'base64url').toString('utf8')) as { seq: number }).seq;
+          this.received.push(seq);
+          this.rawCommands.push(command);
+          const behaviour = this.behaviour;
+          this.unit.receive(command).then(
+            (ack) => {
+              if (behaviour === 'apply-then-drop') {
+                this.behaviour = 'online';
+                req.socket.destroy();
+              } else if (behaviour === 'accept-later') {
+                this.pendingAcks.push(ack);
+                res.writeHead(202, { 'content-type': 'application/json' }).end('{"accepted":true}');
+              } else {
+                res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ack }));
+              }
+            },
+            (error: Error) => res.writeHead(400).end(JSON.stringify({ error: error.message })),
+          );
+        });
+      },
+    );
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
