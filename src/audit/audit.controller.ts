@@ -15,7 +15,7 @@ export class AuditController {
   @Get()
   @RequireScopes('audit:read')
   @ApiOperation({ summary: 'Read the audit log', description: 'Oldest first, cursor-paginated by id.' })
-  @ApiResponse({ status: 200, type: AuditListResponse })
+  @ApiResponse({ status: 200, type: AuditListResponse, description: 'One page of audit events.' })
   @ApiProblems(400, 401, 403)
   async list(@Query() query: AuditQueryDto): Promise<AuditListResponse> {
     const limit = query.limit ?? 100;
@@ -42,7 +42,7 @@ export class AuditController {
     summary: 'Verify the audit hash chain',
     description: 'Recomputes every hash in order and reports the first row that does not match.',
   })
-  @ApiResponse({ status: 200, type: AuditVerificationResponse })
+  @ApiResponse({ status: 200, type: AuditVerificationResponse, description: 'The verification result.' })
   @ApiProblems(401, 403)
   verify(): Promise<AuditVerificationResponse> {
     return this.audit.verify();

@@ -34,8 +34,8 @@ export class HealthController {
 
   @Get()
   @ApiOperation({ summary: 'Liveness and dependencies', description: 'PostgreSQL and Redis round trips; 503 when either is down.' })
-  @ApiResponse({ status: 200, type: HealthResponse })
-  @ApiResponse({ status: 503, type: HealthResponse })
+  @ApiResponse({ status: 200, type: HealthResponse, description: 'Both dependencies answer.' })
+  @ApiResponse({ status: 503, type: HealthResponse, description: 'A dependency is down.' })
   async health(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthResponse> {
     const [database, redis] = await Promise.all([
       withTimeout(this.dataSource.query('SELECT 1')).then(

@@ -21,7 +21,7 @@ export class PartnerController {
     summary: 'Check the partner connection',
     description: 'Returns the partner identity the server derived from the TLS client certificate.',
   })
-  @ApiResponse({ status: 200, type: HeartbeatResponse })
+  @ApiResponse({ status: 200, type: HeartbeatResponse, description: 'The identity the server sees.' })
   @ApiProblems(403)
   heartbeat(@Req() request: MtlsRequest): HeartbeatResponse {
     const principal = request.principal!;

@@ -41,7 +41,7 @@ export class VehicleChannelController {
     summary: 'Acknowledge a command',
     description: 'For commands the car answered with 202: the signed ack arrives here later. Duplicates are accepted.',
   })
-  @ApiResponse({ status: 200, type: VehicleAckResponse })
+  @ApiResponse({ status: 200, type: VehicleAckResponse, description: 'Recorded.' })
   @ApiProblems(400, 403, 404)
   async ack(@Req() request: MtlsRequest, @Body() body: VehicleAckDto): Promise<VehicleAckResponse> {
     const principal = request.principal!;

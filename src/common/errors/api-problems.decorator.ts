@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
+import { ApiHeader, ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
 import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, problemTypeUri, type ProblemType } from './problem.js';
 
 export class ProblemResponse {
@@ -38,4 +38,15 @@ export function ApiProblems(...statuses: number[]) {
       });
     }),
   );
+}
+
+/** Documents the optional `Idempotency-Key` request header of a POST. */
+export function ApiIdempotencyKey() {
+  return ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description:
+      'Makes the POST safe to retry: same key and body → the stored response; different body → 422; while the first is running → 409.',
+    schema: { type: 'string', maxLength: 255, example: '9b6f2c1e-retry-1' },
+  });
 }
