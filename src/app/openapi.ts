@@ -42,7 +42,10 @@ export function buildOpenApiDocument(admin: INestApplication, api: INestApplicat
       description: 'TLS client certificate: Device OEM (partner routes) or vehicle certificate (vehicle routes).',
     })
     .build();
-  const options = { extraModels: [ProblemResponse], operationIdFactory: (controller: string, method: string) => `${controller.replace(/Controller$/, '')}_${method}` };
+  const options = {
+    extraModels: [ProblemResponse],
+    operationIdFactory: (controller: string, method: string) => `${controller.replace(/Controller$/, '')}_${method}`,
+  };
   const adminDocument = SwaggerModule.createDocument(admin, config, options);
   const apiDocument = SwaggerModule.createDocument(api, config, options);
   const merged: OpenAPIObject = {

@@ -44,8 +44,12 @@ export async function mountQueueDashboard(
         const query = request.query as { token?: string } | undefined;
         const token = query?.token ?? bearerToken(request.headers.authorization) ?? cookieToken(request.headers.cookie);
         const fail = (problem: ProblemException) =>
-          reply.status(problem.getStatus()).header('content-type', PROBLEM_CONTENT_TYPE).send(problem.toDocument(request.url));
-        if (!token) return fail(new ProblemException('unauthorized', `open ${QUEUE_DASHBOARD_PATH}?token=<operator token>`));
+          reply
+            .status(problem.getStatus())
+            .header('content-type', PROBLEM_CONTENT_TYPE)
+            .send(problem.toDocument(request.url));
+        if (!token)
+          return fail(new ProblemException('unauthorized', `open ${QUEUE_DASHBOARD_PATH}?token=<operator token>`));
         try {
           const identity = await verifier.verify(token);
           if (!identity.scopes.includes(DASHBOARD_SCOPE)) {

@@ -38,7 +38,9 @@ export function runProcess(name: string, start: (config: AppConfig) => Promise<{
       if (error instanceof DependencyError || error instanceof ConfigError) {
         process.stderr.write(`${name}: cannot start: ${error.message}\n`);
       } else {
-        process.stderr.write(`${name}: cannot start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+        process.stderr.write(
+          `${name}: cannot start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+        );
       }
       process.exit(1);
     },

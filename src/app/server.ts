@@ -96,11 +96,15 @@ export async function createApps(
     }),
     { logger: options.logger, preview: options.preview, abortOnError: false },
   );
-  const admin = await NestFactory.create<NestFastifyApplication>(AdminModule.forRoot(resources), new FastifyAdapter(common), {
-    logger: options.logger,
-    preview: options.preview,
-    abortOnError: false,
-  });
+  const admin = await NestFactory.create<NestFastifyApplication>(
+    AdminModule.forRoot(resources),
+    new FastifyAdapter(common),
+    {
+      logger: options.logger,
+      preview: options.preview,
+      abortOnError: false,
+    },
+  );
   for (const app of [api, admin]) app.useGlobalPipes(createValidationPipe());
   return { api, admin };
 }

@@ -38,12 +38,14 @@ export class AuditService {
    */
   async append(manager: EntityManager, entry: AuditEntry): Promise<AuditEvent> {
     await manager.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_CHAIN_LOCK]);
-    const [last] = (await manager.query('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1')) as Array<{
-      hash: string;
-    }>;
-    const [{ id }] = (await manager.query(
+    const [last] = await manager.query<
+      Array<{
+        hash: string;
+      }>
+    >('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1');
+    const [{ id }] = await manager.query<Array<{ id: string }>>(
       `SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text AS id`,
-    )) as Array<{ id: string }>;
+    );
     const prevHash = last?.hash ?? GENESIS_HASH;
     const occurredAt = new Date();
     const content = {
@@ -91,7 +93,12 @@ export class AuditService {
     return event;
   }
 
-  async list(options: { after?: string; limit: number; subjectType?: string; subjectId?: string }): Promise<AuditEvent[]> {
+  async list(options: {
+    after?: string;
+    limit: number;
+    subjectType?: string;
+    subjectId?: string;
+  }): Promise<AuditEvent[]> {
     const query = this.dataSource
       .getRepository(AuditEvent)
       .createQueryBuilder('e')

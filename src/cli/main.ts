@@ -17,7 +17,11 @@ const pkiDev: CliCommand = {
     const dir = typeof context.options.dir === 'string' ? resolve(context.options.dir) : pkiDir();
     const result = await writeDevPki(dir, { force: context.options.force === true });
     if (!context.json) {
-      context.out(result.created ? `created the development PKI in ${dir}:` : `the development PKI in ${dir} is complete; kept it:`);
+      context.out(
+        result.created
+          ? `created the development PKI in ${dir}:`
+          : `the development PKI in ${dir} is complete; kept it:`,
+      );
       for (const file of result.files) context.out(`  ${file}`);
     }
     return result;
@@ -34,9 +38,11 @@ const token: CliCommand = {
       .map((scope) => scope.trim())
       .filter(Boolean);
     const unknown = scopes.filter((scope) => !(OPERATOR_SCOPES as readonly string[]).includes(scope));
-    if (unknown.length > 0) throw new CliError(`unknown scope ${unknown.join(', ')}; known: ${OPERATOR_SCOPES.join(', ')}`, 2);
+    if (unknown.length > 0)
+      throw new CliError(`unknown scope ${unknown.join(', ')}; known: ${OPERATOR_SCOPES.join(', ')}`, 2);
     const ttl = Number(stringOption(context, 'ttl', '3600'));
-    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 86_400) throw new CliError('--ttl must be 1 to 2592000 seconds', 2);
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 86_400)
+      throw new CliError('--ttl must be 1 to 2592000 seconds', 2);
     const keyFile = join(pkiDir(), PKI_FILES.operatorTokenKey);
     let key: string;
     try {

@@ -70,7 +70,8 @@ function text(env: Env, name: string, fallback: string): string {
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}="${raw}" is not valid: expected an integer from ${min} to ${max}`);
+  if (!/^\d+$/.test(raw.trim()))
+    throw new ConfigError(`${name}="${raw}" is not valid: expected an integer from ${min} to ${max}`);
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(`${name}=${value} is out of range: expected ${min} to ${max}`);
   return value;
@@ -116,7 +117,6 @@ export function parsePartnerAllowList(name: string, raw: string): PartnerAllowEn
       return { name: partner, fingerprint };
     });
 }
-
 
 function readPki(pkiDir: string, file: string): string {
   const path = join(pkiDir, file);
@@ -183,7 +183,9 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
     try {
       telematicsCaPem = readFileSync(telematicsCaFile, 'utf8');
     } catch {
-      throw new ConfigError(`TELEMATICS_CA_FILE="${telematicsCaFile}" cannot be read: expected a PEM file of CA certificates`);
+      throw new ConfigError(
+        `TELEMATICS_CA_FILE="${telematicsCaFile}" cannot be read: expected a PEM file of CA certificates`,
+      );
     }
   }
   const backoffBaseMs = integer(env, 'DELIVERY_BACKOFF_BASE_MS', 1_000, 10, 3_600_000);
@@ -199,7 +201,10 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
   }
   return {
     environment,
-    databaseUrl: url(env, 'DATABASE_URL', 'postgres://postgres@localhost:5432/digital_key', ['postgres:', 'postgresql:']),
+    databaseUrl: url(env, 'DATABASE_URL', 'postgres://postgres@localhost:5432/digital_key', [
+      'postgres:',
+      'postgresql:',
+    ]),
     redisUrl: url(env, 'REDIS_URL', 'redis://localhost:6379', ['redis:', 'rediss:']),
     pkiDir,
     api: { host: text(env, 'API_HOST', '0.0.0.0'), port: integer(env, 'API_PORT', 8443, 0, 65535) },

@@ -33,7 +33,10 @@ export class HealthController {
   ) {}
 
   @Get()
-  @ApiOperation({ summary: 'Liveness and dependencies', description: 'PostgreSQL and Redis round trips; 503 when either is down.' })
+  @ApiOperation({
+    summary: 'Liveness and dependencies',
+    description: 'PostgreSQL and Redis round trips; 503 when either is down.',
+  })
   @ApiResponse({ status: 200, type: HealthResponse, description: 'Both dependencies answer.' })
   @ApiResponse({ status: 503, type: HealthResponse, description: 'A dependency is down.' })
   async health(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthResponse> {

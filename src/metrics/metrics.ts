@@ -29,9 +29,11 @@ export class AppMetrics {
       labelNames: ['status'],
       registers: [this.registry],
       async collect() {
-        const rows = (await dataSource
-          .query('SELECT status, count(*)::int AS n FROM deliveries GROUP BY status')
-          .catch(() => [])) as Array<{ status: string; n: number }>;
+        const rows = await dataSource
+          .query<Array<{ status: string; n: number }>>(
+            'SELECT status, count(*)::int AS n FROM deliveries GROUP BY status',
+          )
+          .catch(() => []);
         this.reset();
         for (const status of ['pending', 'sent', 'acked', 'failed']) {
           this.set({ status }, rows.find((row) => row.status === status)?.n ?? 0);
@@ -43,9 +45,9 @@ export class AppMetrics {
       help: 'Outbox rows not yet handed to the queue',
       registers: [this.registry],
       async collect() {
-        const rows = (await dataSource
-          .query('SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL')
-          .catch(() => [{ n: -1 }])) as Array<{ n: number }>;
+        const rows = await dataSource
+          .query<Array<{ n: number }>>('SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL')
+          .catch(() => [{ n: -1 }]);
         this.set(rows[0]?.n ?? 0);
       },
     });
@@ -54,12 +56,12 @@ export class AppMetrics {
       help: 'Age of the oldest delivery not yet acknowledged by its car',
       registers: [this.registry],
       async collect() {
-        const rows = (await dataSource
-          .query(
+        const rows = await dataSource
+          .query<Array<{ age: number }>>(
             `SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float AS age
                FROM deliveries WHERE status IN ('pending', 'sent')`,
           )
-          .catch(() => [{ age: -1 }])) as Array<{ age: number }>;
+          .catch(() => [{ age: -1 }]);
         this.set(rows[0]?.age ?? 0);
       },
     });

@@ -46,7 +46,7 @@ export interface IssueCertificateOptions {
 }
 
 export function generateEcKeyPair(): Promise<CryptoKeyPair> {
-  return webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']) as Promise<CryptoKeyPair>;
+  return webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
 }
 
 function octetString(value: Uint8Array): Uint8Array {
@@ -100,7 +100,9 @@ function profileExtensions(options: IssueCertificateOptions): x509.Extension[] {
     extensions.push(new x509.Extension(CERTIFICATE_EXTENSION_OIDS.keyRole, true, enumerated));
   }
   if (options.entitlements) {
-    extensions.push(new x509.Extension(CERTIFICATE_EXTENSION_OIDS.entitlements, false, octetString(options.entitlements)));
+    extensions.push(
+      new x509.Extension(CERTIFICATE_EXTENSION_OIDS.entitlements, false, octetString(options.entitlements)),
+    );
   }
   return extensions;
 }
@@ -157,13 +159,13 @@ export async function publicKeyToPem(key: CryptoKey): Promise<string> {
 /** Imports a PKCS#8 P-256 private key for signing certificates. */
 export function importSigningKeyPem(pem: string): Promise<CryptoKey> {
   const der = x509.PemConverter.decodeFirst(pem);
-  return webcrypto.subtle.importKey('pkcs8', der, EC_P256, false, ['sign']) as Promise<CryptoKey>;
+  return webcrypto.subtle.importKey('pkcs8', der, EC_P256, false, ['sign']);
 }
 
 /** Imports a P-256 public key (node:crypto KeyObject) so it can be certified. */
 export function importPublicKey(key: KeyObject): Promise<CryptoKey> {
   const spki = key.export({ type: 'spki', format: 'der' });
-  return webcrypto.subtle.importKey('spki', spki, EC_P256, true, ['verify']) as Promise<CryptoKey>;
+  return webcrypto.subtle.importKey('spki', spki, EC_P256, true, ['verify']);
 }
 
 export async function loadCertificateAuthority(certPem: string, keyPem: string): Promise<CertificateAuthority> {

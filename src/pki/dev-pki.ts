@@ -142,7 +142,10 @@ export interface WriteDevPkiResult {
  * Writes the development PKI into `dir` unless a complete one is already there (idempotent:
  * re-running keeps existing keys, so issued vehicle certificates stay valid).
  */
-export async function writeDevPki(dir: string, options: CreatePkiOptions & { force?: boolean } = {}): Promise<WriteDevPkiResult> {
+export async function writeDevPki(
+  dir: string,
+  options: CreatePkiOptions & { force?: boolean } = {},
+): Promise<WriteDevPkiResult> {
   const ids = Object.keys(PKI_FILES) as PkiFileId[];
   const files = ids.map((id) => join(dir, PKI_FILES[id]));
   if (!options.force && files.every((file) => existsSync(file))) return { dir, created: false, files };

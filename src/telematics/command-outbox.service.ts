@@ -24,7 +24,7 @@ export interface VehicleCommandRequest {
 @Injectable()
 export class CommandOutboxService {
   async enqueue(manager: EntityManager, request: VehicleCommandRequest): Promise<Delivery> {
-    const rows = (await manager.query(
+    const rows = await manager.query<[Array<{ seq: string; keyListVersion: string }>, number]>(
       `UPDATE vehicles
           SET last_seq = last_seq + 1,
               key_list_version = key_list_version + $2,
@@ -32,7 +32,7 @@ export class CommandOutboxService {
         WHERE id = $1
     RETURNING last_seq::text AS seq, key_list_version::text AS "keyListVersion"`,
       [request.vehicleId, request.changesKeyList ? 1 : 0],
-    )) as [Array<{ seq: string; keyListVersion: string }>, number];
+    );
     const [updated] = rows[0];
     if (!updated) throw new Error(`vehicle ${request.vehicleId} vanished inside its transaction`);
     const delivery = manager.create(Delivery, {

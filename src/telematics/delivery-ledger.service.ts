@@ -85,19 +85,25 @@ export class DeliveryLedgerService {
       .getRepository(Delivery)
       .createQueryBuilder()
       .update()
-      .set({ status: 'sent', sentAt: () => 'now()', attempts: () => 'attempts + 1', nextAttemptAt: ackDueAt, lastError: null })
+      .set({
+        status: 'sent',
+        sentAt: () => 'now()',
+        attempts: () => 'attempts + 1',
+        nextAttemptAt: ackDueAt,
+        lastError: null,
+      })
       .where('id = :id AND status = :status', { id: delivery.id, status: 'pending' })
       .execute();
   }
 
   async markAttemptFailed(delivery: Delivery, error: string, nextAttemptAt: Date): Promise<number> {
-    const result = (await this.dataSource.query(
+    const result = await this.dataSource.query<[Array<{ attempts: number }>, number]>(
       `UPDATE deliveries
           SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, updated_at = now()
         WHERE id = $1 AND status IN ('pending', 'sent')
     RETURNING attempts`,
       [delivery.id, error.slice(0, 1_000), nextAttemptAt],
-    )) as [Array<{ attempts: number }>, number];
+    );
     return result[0][0]?.attempts ?? delivery.attempts + 1;
   }
 

@@ -1,6 +1,12 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { DELIVERY_JOB_ATTEMPTS, BACKOFF_TYPE, DELIVERY_JOB_RETENTION, QUEUE_NAMES, type DeliveryJobData } from './delivery-policy.js';
+import {
+  DELIVERY_JOB_ATTEMPTS,
+  BACKOFF_TYPE,
+  DELIVERY_JOB_RETENTION,
+  QUEUE_NAMES,
+  type DeliveryJobData,
+} from './delivery-policy.js';
 
 export type DeliveryQueue = Queue<DeliveryJobData, void, string>;
 

@@ -44,7 +44,9 @@ export class DeliverySweeperService implements OnApplicationBootstrap, OnApplica
   /** One pass; returns how many deliveries it re-enqueued. */
   async sweepOnce(): Promise<number> {
     const count = await this.dataSource.transaction(async (manager) => {
-      const overdue = (await manager.query(
+      const overdue = await manager.query<
+        Array<{ id: string; attempts: number; sweeps: number; correlationId: string | null }>
+      >(
         `SELECT id, attempts, sweeps, correlation_id AS "correlationId"
            FROM deliveries
           WHERE status IN ('pending', 'sent')
@@ -53,7 +55,7 @@ export class DeliverySweeperService implements OnApplicationBootstrap, OnApplica
           LIMIT $2
           FOR UPDATE SKIP LOCKED`,
         [this.config.delivery.sweepGraceMs, BATCH],
-      )) as Array<{ id: string; attempts: number; sweeps: number; correlationId: string | null }>;
+      );
       if (overdue.length === 0) return 0;
       await this.queue.addBulk(
         overdue.map((row) => ({
@@ -64,7 +66,10 @@ export class DeliverySweeperService implements OnApplicationBootstrap, OnApplica
       );
       for (const row of overdue) {
         const next = new Date(Date.now() + deliveryBackoffMs(row.attempts + 1, this.config.delivery));
-        await manager.query('UPDATE deliveries SET sweeps = sweeps + 1, next_attempt_at = $2 WHERE id = $1', [row.id, next]);
+        await manager.query('UPDATE deliveries SET sweeps = sweeps + 1, next_attempt_at = $2 WHERE id = $1', [
+          row.id,
+          next,
+        ]);
       }
       return overdue.length;
     });

@@ -47,7 +47,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
   /** Publishes one batch; returns how many rows it moved. */
   async relayOnce(): Promise<number> {
     return this.dataSource.transaction(async (manager) => {
-      const rows = (await manager.query(
+      const rows = await manager.query<Array<{ id: string; deliveryId: string; correlationId: string | null }>>(
         `SELECT id, delivery_id AS "deliveryId", correlation_id AS "correlationId"
            FROM outbox
           WHERE published_at IS NULL
@@ -55,7 +55,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
           LIMIT $1
           FOR UPDATE SKIP LOCKED`,
         [BATCH],
-      )) as Array<{ id: string; deliveryId: string; correlationId: string | null }>;
+      );
       if (rows.length === 0) return 0;
       await this.queue.addBulk(
         rows.map((row) => ({

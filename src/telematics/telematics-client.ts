@@ -1,9 +1,7 @@
 import { Agent, request } from 'node:https';
 
 export type TelematicsOutcome =
-  | { kind: 'acked'; ack: string }
-  | { kind: 'accepted' }
-  | { kind: 'rejected'; status: number; detail: string };
+  { kind: 'acked'; ack: string } | { kind: 'accepted' } | { kind: 'rejected'; status: number; detail: string };
 
 /** The car could not be reached or did not answer in time: retry later. */
 export class VehicleUnreachableError extends Error {

@@ -4,7 +4,10 @@ import { DeliveryLedgerService } from './delivery-ledger.service.js';
 import { VehicleChannelController } from './vehicle-channel.controller.js';
 
 /** Writing commands into the outbox and recording acks: used by the API and the worker. */
-@Module({ providers: [CommandOutboxService, DeliveryLedgerService], exports: [CommandOutboxService, DeliveryLedgerService] })
+@Module({
+  providers: [CommandOutboxService, DeliveryLedgerService],
+  exports: [CommandOutboxService, DeliveryLedgerService],
+})
 export class TelematicsModule {}
 
 /** The vehicle-facing routes of the mTLS listener. */

@@ -11,7 +11,8 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 export class VehicleAckDto {
   @ApiProperty({
-    description: 'Compact JWS (ES256, vehicle key) of `{ vehicleId, seq, keyListVersion, keyListDigest }` (PROTOCOL.md §8).',
+    description:
+      'Compact JWS (ES256, vehicle key) of `{ vehicleId, seq, keyListVersion, keyListDigest }` (PROTOCOL.md §8).',
   })
   @IsString()
   @MaxLength(4096)

@@ -47,7 +47,10 @@ export class VehiclesController {
 
   @Get(':vin')
   @RequireScopes('keys:read')
-  @ApiOperation({ summary: 'Get a vehicle', description: 'Includes command sequence and key-list acknowledgement state.' })
+  @ApiOperation({
+    summary: 'Get a vehicle',
+    description: 'Includes command sequence and key-list acknowledgement state.',
+  })
   @ApiResponse({ status: 200, type: VehicleResponse, description: 'The vehicle.' })
   @ApiProblems(400, 401, 403, 404)
   get(@Param() params: VinParamDto): Promise<VehicleResponse> {
@@ -71,7 +74,10 @@ export class VehiclesController {
 
   @Get(':vin/deliveries')
   @RequireScopes('keys:read')
-  @ApiOperation({ summary: "List the car's command deliveries", description: 'Newest first, with attempts and ack times.' })
+  @ApiOperation({
+    summary: "List the car's command deliveries",
+    description: 'Newest first, with attempts and ack times.',
+  })
   @ApiResponse({ status: 200, type: DeliveryListResponse, description: 'Recent deliveries.' })
   @ApiProblems(400, 401, 403, 404)
   async deliveries(@Param() params: VinParamDto): Promise<DeliveryListResponse> {

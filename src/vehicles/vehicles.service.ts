@@ -63,7 +63,8 @@ export class VehiclesService {
     private readonly issuer: VehicleCertificateIssuer,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
-    const publicPem = (privatePem: string) => createPublicKey(privatePem).export({ type: 'spki', format: 'pem' }).toString();
+    const publicPem = (privatePem: string) =>
+      createPublicKey(privatePem).export({ type: 'spki', format: 'pem' }).toString();
     this.trust = {
       vehicleOemRootCertificatePem: config.pki.vehicleOemRootCertPem,
       telematicsPublicKeyPem: publicPem(config.pki.telematicsKeyPem),

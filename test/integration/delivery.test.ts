@@ -40,13 +40,19 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
   }
 
   async function delivery(vin: string, id: string): Promise<Delivery> {
-    const res = await adminRequest<{ items: Delivery[] }>(system, 'GET', `/v1/vehicles/${vin}/deliveries`, { token: operator });
+    const res = await adminRequest<{ items: Delivery[] }>(system, 'GET', `/v1/vehicles/${vin}/deliveries`, {
+      token: operator,
+    });
     const found = res.body.items.find((item) => item.id === id);
     if (!found) throw new Error(`delivery ${id} not listed`);
     return found;
   }
 
-  const acked = (vin: string, id: string) => eventually(() => delivery(vin, id), (d) => d.status === 'acked');
+  const acked = (vin: string, id: string) =>
+    eventually(
+      () => delivery(vin, id),
+      (d) => d.status === 'acked',
+    );
 
   it('delivers a SYNC the car verifies against the pinned telematics key, and stores the ack', async () => {
     const target = await car(1);
@@ -70,9 +76,10 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
   });
 
   async function outboxIdOf(deliveryId: string): Promise<string | undefined> {
-    const rows = (await system.server.dataSource.query('SELECT id FROM outbox WHERE delivery_id = $1', [
-      deliveryId,
-    ])) as Array<{ id: string }>;
+    const rows = await system.server.dataSource.query<Array<{ id: string }>>(
+      'SELECT id FROM outbox WHERE delivery_id = $1',
+      [deliveryId],
+    );
     return rows[0]?.id;
   }
 
@@ -101,9 +108,10 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
     const queued = await sync(target.vin);
     const outboxId = await eventually(
       async () => {
-        const rows = (await system.server.dataSource.query('SELECT id, published_at FROM outbox WHERE delivery_id = $1', [
-          queued.id,
-        ])) as Array<{ id: string; published_at: Date | null }>;
+        const rows = await system.server.dataSource.query<Array<{ id: string; published_at: Date | null }>>(
+          'SELECT id, published_at FROM outbox WHERE delivery_id = $1',
+          [queued.id],
+        );
         return rows[0]?.published_at ? rows[0].id : undefined;
       },
       (id) => id !== undefined,
@@ -121,9 +129,11 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
     expect(await system.server.queue.getJob(outboxId!)).toBeUndefined();
     target.behaviour = 'online';
     await acked(target.vin, queued.id);
-    const rows = (await system.server.dataSource.query('SELECT sweeps FROM deliveries WHERE id = $1', [queued.id])) as Array<{
-      sweeps: number;
-    }>;
+    const rows = await system.server.dataSource.query<
+      Array<{
+        sweeps: number;
+      }>
+    >('SELECT sweeps FROM deliveries WHERE id = $1', [queued.id]);
     expect(rows[0].sweeps).toBeGreaterThanOrEqual(1);
     expect(target.appliedCommands.map((c) => c.seq)).toEqual([1]);
   });
@@ -168,7 +178,9 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
     const target = await car(6);
     await acked(target.vin, (await sync(target.vin)).id);
     const raw = target.rawCommands[0];
-    const verified = await compactVerify(raw, createPublicKey(system.pki.set.telematicsPublicKey), { algorithms: ['ES256'] });
+    const verified = await compactVerify(raw, createPublicKey(system.pki.set.telematicsPublicKey), {
+      algorithms: ['ES256'],
+    });
     expect(verified.protectedHeader).toMatchObject({ alg: 'ES256', typ: 'dk-command+jws' });
     const payload = JSON.parse(Buffer.from(verified.payload).toString('utf8')) as Record<string, unknown>;
     expect(Object.keys(payload).sort()).toEqual(['cmd', 'iat', 'keyListVersion', 'seq', 'v', 'vehicleId']);

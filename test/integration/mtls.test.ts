@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_VIN, adminRequest, mtlsRequest, newVehicleKeyPair, startTestSystem, type TestSystem } from '../support/harness.js';
+import {
+  TEST_VIN,
+  adminRequest,
+  mtlsRequest,
+  newVehicleKeyPair,
+  startTestSystem,
+  type TestSystem,
+} from '../support/harness.js';
 
 describe('mTLS listener (8443)', () => {
   let system: TestSystem;
@@ -74,7 +81,10 @@ describe('mTLS listener (8443)', () => {
     expect(partnerOnVehicle.status).toBe(403);
     // A certificate from our root that no provisioned vehicle holds is nobody.
     const orphan = await system.pki.issueClient({ issuer: 'vehicle-root', profile: 'vehicle' });
-    const orphanRes = await mtlsRequest(system, 'POST', '/vehicle/v1/acks', { identity: orphan, body: { ack: 'a.b.c' } });
+    const orphanRes = await mtlsRequest(system, 'POST', '/vehicle/v1/acks', {
+      identity: orphan,
+      body: { ack: 'a.b.c' },
+    });
     expect(orphanRes.status).toBe(403);
   });
 });

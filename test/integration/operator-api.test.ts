@@ -143,11 +143,18 @@ describe('operator API (admin listener)', () => {
 
     it('pages through the vehicle list by cursor', async () => {
       for (const n of [10, 11, 12]) {
-        expect((await adminRequest(system, 'POST', '/v1/vehicles', { token: writer, body: vehicleBody(n) })).status).toBe(201);
+        expect(
+          (await adminRequest(system, 'POST', '/v1/vehicles', { token: writer, body: vehicleBody(n) })).status,
+        ).toBe(201);
       }
-      const first = await adminRequest<{ items: Array<{ vin: string }>; next?: string }>(system, 'GET', '/v1/vehicles?limit=2', {
-        token: reader,
-      });
+      const first = await adminRequest<{ items: Array<{ vin: string }>; next?: string }>(
+        system,
+        'GET',
+        '/v1/vehicles?limit=2',
+        {
+          token: reader,
+        },
+      );
       expect(first.body.items).toHaveLength(2);
       expect(first.body.next).toBeDefined();
       const second = await adminRequest<{ items: Array<{ vin: string }> }>(
@@ -228,8 +235,16 @@ describe('operator API (admin listener)', () => {
     it('replays the stored response for the same key and body, and refuses a different body with 422', async () => {
       const body = vehicleBody(20);
       const headers = { 'idempotency-key': 'provision-20' };
-      const first = await adminRequest<{ id: string }>(system, 'POST', '/v1/vehicles', { token: writer, body, headers });
-      const again = await adminRequest<{ id: string }>(system, 'POST', '/v1/vehicles', { token: writer, body, headers });
+      const first = await adminRequest<{ id: string }>(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body,
+        headers,
+      });
+      const again = await adminRequest<{ id: string }>(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body,
+        headers,
+      });
       expect(first.status).toBe(201);
       expect(again.status).toBe(201);
       expect(again.body.id).toBe(first.body.id);
@@ -240,9 +255,10 @@ describe('operator API (admin listener)', () => {
         headers,
       });
       expect(mismatch.status).toBe(422);
-      const count = (await system.server.dataSource.query('SELECT count(*)::int AS n FROM vehicles WHERE vin = $1', [
-        TEST_VIN(21),
-      ])) as Array<{ n: number }>;
+      const count = await system.server.dataSource.query<Array<{ n: number }>>(
+        'SELECT count(*)::int AS n FROM vehicles WHERE vin = $1',
+        [TEST_VIN(21)],
+      );
       expect(count[0].n).toBe(0);
     });
 
@@ -271,9 +287,10 @@ describe('operator API (admin listener)', () => {
       for (const res of results) expect([201, 409]).toContain(res.status);
       const ids = new Set(results.filter((r) => r.status === 201).map((r) => r.body.id));
       expect(ids.size).toBe(1);
-      const rows = (await system.server.dataSource.query('SELECT count(*)::int AS n FROM vehicles WHERE vin = $1', [
-        body.vin,
-      ])) as Array<{ n: number }>;
+      const rows = await system.server.dataSource.query<Array<{ n: number }>>(
+        'SELECT count(*)::int AS n FROM vehicles WHERE vin = $1',
+        [body.vin],
+      );
       expect(rows[0].n).toBe(1);
     });
   });
@@ -291,15 +308,21 @@ describe('operator API (admin listener)', () => {
       for (let i = 1; i < list.body.items.length; i++) {
         expect(list.body.items[i].prevHash).toBe(list.body.items[i - 1].hash);
       }
-      const ok = await adminRequest<{ ok: boolean; checked: number }>(system, 'GET', '/v1/audit/verify', { token: auditor });
+      const ok = await adminRequest<{ ok: boolean; checked: number }>(system, 'GET', '/v1/audit/verify', {
+        token: auditor,
+      });
       expect(ok.body).toMatchObject({ ok: true, checked: list.body.items.length });
 
       const victim = list.body.items[1];
       const db = system.server.dataSource;
-      await expect(db.query(`UPDATE audit_events SET action = 'x' WHERE id = $1`, [victim.id])).rejects.toThrow(/append-only/);
+      await expect(db.query(`UPDATE audit_events SET action = 'x' WHERE id = $1`, [victim.id])).rejects.toThrow(
+        /append-only/,
+      );
       // An attacker with database owner rights can bypass the trigger; the chain still tells.
       await db.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
-      await db.query(`UPDATE audit_events SET details = '{"vehicleIdentifier":"0000000000000000"}' WHERE id = $1`, [victim.id]);
+      await db.query(`UPDATE audit_events SET details = '{"vehicleIdentifier":"0000000000000000"}' WHERE id = $1`, [
+        victim.id,
+      ]);
       await db.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
       const broken = await adminRequest<{ ok: boolean; firstBroken: { id: string; reason: string } }>(
         system,

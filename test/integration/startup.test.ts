@@ -7,7 +7,10 @@ import { writeDevPki } from '../../src/pki/dev-pki.js';
 import { createTestDatabase } from '../support/database.js';
 
 /** Runs a built entry point (`npm test` builds first) and collects its exit code and stderr. */
-function runEntry(entry: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string; ms: number }> {
+function runEntry(
+  entry: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; stderr: string; ms: number }> {
   const started = Date.now();
   return new Promise((resolvePromise) => {
     const child = spawn(process.execPath, [resolve('dist/src', entry)], {
@@ -53,7 +56,11 @@ describe('process start-up', () => {
   it('exits 1 naming Redis and its address when Redis is unreachable', async () => {
     const database = await createTestDatabase();
     try {
-      const result = await runEntry('worker.js', { ...base, DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:1' });
+      const result = await runEntry('worker.js', {
+        ...base,
+        DATABASE_URL: database.url,
+        REDIS_URL: 'redis://127.0.0.1:1',
+      });
       expect(result.code).toBe(1);
       expect(result.stderr).toContain('Redis is not reachable at redis://127.0.0.1:1');
       expect(result.ms).toBeLessThan(15_000);

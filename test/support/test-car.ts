@@ -35,7 +35,11 @@ export class TestCar {
       trust: { telematicsPublicKeyPem: string };
     }>(system, 'POST', '/v1/vehicles', {
       token,
-      body: { vin: TEST_VIN(n), telematicsUrl: `https://127.0.0.1:${car.port}/commands`, publicKey: car.keys.publicKeyPem },
+      body: {
+        vin: TEST_VIN(n),
+        telematicsUrl: `https://127.0.0.1:${car.port}/commands`,
+        publicKey: car.keys.publicKeyPem,
+      },
     });
     if (res.status !== 201) throw new Error(`provisioning failed: ${res.status} ${res.text}`);
     car.vin = TEST_VIN(n);
@@ -70,7 +74,8 @@ export class TestCar {
         req.on('data', (chunk: Buffer) => chunks.push(chunk));
         req.on('end', () => {
           const { command } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { command: string };
-          const seq = (JSON.parse(Buffer.from(command.split('.')[1], 'base64url').toString('utf8')) as { seq: number }).seq;
+          const seq = (JSON.parse(Buffer.from(command.split('.')[1], 'base64url').toString('utf8')) as { seq: number })
+            .seq;
           this.received.push(seq);
           this.rawCommands.push(command);
           const behaviour = this.behaviour;

@@ -148,7 +148,10 @@ export class AccessProfileResponse {
   @ApiProperty({ example: 'RESTRICTED_DRIVE' }) name!: string;
   @ApiProperty() description!: string;
   @ApiProperty({ type: EntitlementsDto }) entitlements!: EntitlementsDto;
-  @ApiProperty({ description: 'Entitlements TLV of PROTOCOL.md §6 as hex (what cars and certificates carry).', example: '01010d02020069' })
+  @ApiProperty({
+    description: 'Entitlements TLV of PROTOCOL.md §6 as hex (what cars and certificates carry).',
+    example: '01010d02020069',
+  })
   entitlementsTlv!: string;
   @ApiProperty({ description: 'A default of PROTOCOL.md §6.' }) builtin!: boolean;
   @ApiProperty({ nullable: true, type: String, format: 'date-time' }) retiredAt!: string | null;

@@ -40,7 +40,9 @@ export class MtlsPrincipalGuard implements CanActivate {
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.partners = new Map(config.partners.map((entry) => [entry.fingerprint, entry.name]));
-    this.vehicleRootFingerprint = normaliseFingerprint(new X509Certificate(config.pki.vehicleOemRootCertPem).fingerprint256);
+    this.vehicleRootFingerprint = normaliseFingerprint(
+      new X509Certificate(config.pki.vehicleOemRootCertPem).fingerprint256,
+    );
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -77,7 +79,8 @@ export class MtlsPrincipalGuard implements CanActivate {
     const partner = this.partners.get(fingerprint);
     if (partner) return { kind: 'partner', partner, fingerprint };
     const issuer = peer.issuerCertificate;
-    if (!issuer?.fingerprint256 || normaliseFingerprint(issuer.fingerprint256) !== this.vehicleRootFingerprint) return null;
+    if (!issuer?.fingerprint256 || normaliseFingerprint(issuer.fingerprint256) !== this.vehicleRootFingerprint)
+      return null;
     const vehicle = await this.dataSource
       .getRepository(Vehicle)
       .findOne({ where: { certificateFingerprint: fingerprint }, select: { id: true, vin: true } });

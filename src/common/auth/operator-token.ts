@@ -1,6 +1,11 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
-import { OPERATOR_SCOPES, OPERATOR_TOKEN_AUDIENCE, OPERATOR_TOKEN_ISSUER, type OperatorScope } from './operator-scopes.js';
+import {
+  OPERATOR_SCOPES,
+  OPERATOR_TOKEN_AUDIENCE,
+  OPERATOR_TOKEN_ISSUER,
+  type OperatorScope,
+} from './operator-scopes.js';
 
 export interface OperatorIdentity {
   subject: string;
@@ -60,7 +65,9 @@ export class OperatorTokenVerifier {
       const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ') : [];
       return {
         subject: payload.sub ?? 'unknown',
-        scopes: scopes.filter((scope): scope is OperatorScope => (OPERATOR_SCOPES as readonly string[]).includes(scope)),
+        scopes: scopes.filter((scope): scope is OperatorScope =>
+          (OPERATOR_SCOPES as readonly string[]).includes(scope),
+        ),
       };
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) throw new OperatorTokenError('expired', 'the token has expired');

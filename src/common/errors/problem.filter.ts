@@ -61,7 +61,10 @@ export class ProblemFilter implements ExceptionFilter {
       const detail = error instanceof Error ? error.message : undefined;
       return { type: problemTypeUri(type), title: PROBLEM_TYPES[type].title, status: fastifyStatus, detail, instance };
     }
-    if (isDatabaseUnavailable(error) || (error instanceof QueryFailedError && isDatabaseUnavailable(error.driverError))) {
+    if (
+      isDatabaseUnavailable(error) ||
+      (error instanceof QueryFailedError && isDatabaseUnavailable(error.driverError))
+    ) {
       return new ProblemException('service-unavailable', 'the database is unavailable').toDocument(instance);
     }
     return new ProblemException('internal', `request ${request.id} failed`).toDocument(instance);

@@ -60,7 +60,10 @@ export class IdempotencyInterceptor implements NestInterceptor {
         throw new ProblemException('idempotency-key-reused', 'this Idempotency-Key was sent with a different request');
       }
       if (existing.status !== 'completed') {
-        throw new ProblemException('idempotency-request-in-progress', 'the first request with this key is still running');
+        throw new ProblemException(
+          'idempotency-request-in-progress',
+          'the first request with this key is still running',
+        );
       }
       const reply = context.switchToHttp().getResponse<FastifyReply>();
       void reply.header('idempotent-replayed', 'true');
@@ -68,13 +71,18 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
 
     try {
-      const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
+      const body: unknown = await lastValueFrom(next.handle() as Observable<unknown>, { defaultValue: undefined });
       const status =
         this.reflector.get<number | undefined>(HTTP_CODE_METADATA, context.getHandler()) ??
         (request.method === 'POST' ? 201 : 200);
       await repository.update(
         { principal, key },
-        { status: 'completed', responseStatus: status, responseBody: (body ?? null) as object, completedAt: new Date() },
+        {
+          status: 'completed',
+          responseStatus: status,
+          responseBody: (body ?? null) as object,
+          completedAt: new Date(),
+        },
       );
       return body;
     } catch (error) {
@@ -86,7 +94,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
 
   /** Inserts the in-progress record; false when the key is already taken by a live request. */
   private async claim(principal: string, key: string, requestHash: string): Promise<boolean> {
-    const inserted = (await this.dataSource.query(
+    const inserted = await this.dataSource.query<Array<{ key: string }>>(
       `INSERT INTO idempotency_keys (principal, key, request_hash, status)
        VALUES ($1, $2, $3, 'in-progress')
        ON CONFLICT (principal, key) DO UPDATE
@@ -96,7 +104,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
           AND idempotency_keys.created_at < now() - make_interval(secs => $4::double precision / 1000)
        RETURNING key`,
       [principal, key, requestHash, ABANDONED_AFTER_MS],
-    )) as Array<{ key: string }>;
+    );
     return inserted.length > 0;
   }
 }

@@ -66,7 +66,9 @@ export class TelematicsEndpoint {
   }
 
   async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', resolve));
+    await new Promise<void>((resolve) =>
+      this.server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', resolve),
+    );
     return (this.server.address() as AddressInfo).port;
   }
 

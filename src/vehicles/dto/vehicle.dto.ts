@@ -5,7 +5,10 @@ import { IsInt, IsOptional, IsString, IsUrl, Matches, Max, MaxLength, Min } from
 export const VIN_PATTERN = /^[A-HJ-NPR-Z0-9]{17}$/;
 
 export class CreateVehicleDto {
-  @ApiProperty({ description: 'Vehicle identification number (ISO 3779, 17 characters, no I, O or Q).', example: 'WDD1234567A000001' })
+  @ApiProperty({
+    description: 'Vehicle identification number (ISO 3779, 17 characters, no I, O or Q).',
+    example: 'WDD1234567A000001',
+  })
   @IsString()
   @Matches(VIN_PATTERN, { message: 'vin must be 17 characters from A-Z (no I, O, Q) and 0-9' })
   vin!: string;
