@@ -1,4 +1,5 @@
-import { createHash, createHmac, hkdfSync } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { hkdfSha256, sha256 } from './crypto/kdf.js';
 import { aesCmac } from './crypto/cmac.js';
 import { spake2PlusConstants } from './spake2plus-group.js';
 
@@ -21,15 +22,6 @@ export function encodeTranscript(parts: readonly Uint8Array[]): Buffer {
     chunks.push(length, Buffer.from(part));
   }
   return Buffer.concat(chunks);
-}
-
-export function sha256(data: Uint8Array): Buffer {
-  return createHash('sha256').update(data).digest();
-}
-
-/** HKDF-SHA256 with no salt (RFC 5869: a HashLen string of zeros), as RFC 9383 and §3.3 use it. */
-export function hkdfSha256(ikm: Uint8Array, info: Uint8Array, length: number): Buffer {
-  return Buffer.from(hkdfSync('sha256', ikm, Buffer.alloc(0), info, length));
 }
 
 export interface Rfc9383TranscriptInput {
@@ -73,7 +65,7 @@ export function rfc9383KeySchedule(suite: Spake2PlusSuite, input: Rfc9383Transcr
   const TT = rfc9383Transcript(input);
   const kMain = sha256(TT);
   const keyLength = CONFIRMATION_KEY_LENGTH[suite];
-  const confirmationKeys = hkdfSha256(kMain, Buffer.from('ConfirmationKeys', 'ascii'), 2 * keyLength);
+  const confirmationKeys = hkdfSha256(kMain, undefined, Buffer.from('ConfirmationKeys', 'ascii'), 2 * keyLength);
   const kConfirmP = confirmationKeys.subarray(0, keyLength);
   const kConfirmV = confirmationKeys.subarray(keyLength);
   return {
@@ -83,6 +75,6 @@ export function rfc9383KeySchedule(suite: Spake2PlusSuite, input: Rfc9383Transcr
     kConfirmV,
     confirmP: mac(suite, kConfirmP, input.Y),
     confirmV: mac(suite, kConfirmV, input.X),
-    kShared: hkdfSha256(kMain, Buffer.from('SharedKey', 'ascii'), SHARED_KEY_LENGTH),
+    kShared: hkdfSha256(kMain, undefined, Buffer.from('SharedKey', 'ascii'), SHARED_KEY_LENGTH),
   };
 }

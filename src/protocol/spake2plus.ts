@@ -11,7 +11,8 @@ import {
   randomScalar,
 } from './spake2plus-group.js';
 import type { ProverSecrets, VerifierRecord } from './spake2plus-password.js';
-import { encodeTranscript, hkdfSha256, sha256 } from './spake2plus-rfc9383.js';
+import { hkdfSha256, sha256 } from './crypto/kdf.js';
+import { encodeTranscript } from './spake2plus-rfc9383.js';
 
 // Owner-pairing SPAKE2+ (PROTOCOL.md §3.3): car = verifier, device = prover. The group arithmetic
 // is RFC 9383's; the transcript, key split and evidences are the project profile's.
@@ -109,10 +110,10 @@ export function pairingKeySchedule(input: PairingTranscriptInput): PairingKeys {
   const TT = encodeTranscript([X, Y, Z, V, w0]);
   const K = sha256(TT);
   const confirmationInfo = confirmationKeysInfo(input);
-  const confirmationKeys = hkdfSha256(K.subarray(0, 16), confirmationInfo, 32);
+  const confirmationKeys = hkdfSha256(K.subarray(0, 16), undefined, confirmationInfo, 32);
   const K1 = confirmationKeys.subarray(0, 16);
   const K2 = confirmationKeys.subarray(16, 32);
-  const system = hkdfSha256(K.subarray(16, 32), SYSTEM_KEYS_LABEL, 64);
+  const system = hkdfSha256(K.subarray(16, 32), undefined, SYSTEM_KEYS_LABEL, 64);
   return {
     TT,
     K,

@@ -1,0 +1,44 @@
+import { createHash, hkdfSync } from 'node:crypto';
+import { checkInteger } from '../bytes.js';
+import { ProtocolError } from '../errors.js';
+
+const SHA256_LENGTH = 32;
+const EMPTY = Buffer.alloc(0);
+/** node:crypto refuses longer HKDF info strings. */
+export const MAX_HKDF_INFO_LENGTH = 1024;
+
+/**
+ * ANSI X9.63 KDF with SHA-256 (SEC 1 §3.6.1): `SHA-256(Z ‖ counter(4) ‖ sharedInfo)` for
+ * counter = 1, 2, … truncated to `length`. §4.3 uses it for Kdh with sharedInfo = txid.
+ */
+export function x963KdfSha256(z: Uint8Array, sharedInfo: Uint8Array, length: number): Buffer {
+  checkInteger(length, 0, SHA256_LENGTH * 0xffff, 'X9.63 output length');
+  const blocks = Math.ceil(length / SHA256_LENGTH);
+  const out = Buffer.allocUnsafe(blocks * SHA256_LENGTH);
+  const counter = Buffer.allocUnsafe(4);
+  for (let i = 0; i < blocks; i++) {
+    counter.writeUInt32BE(i + 1, 0);
+    createHash('sha256')
+      .update(z)
+      .update(counter)
+      .update(sharedInfo)
+      .digest()
+      .copy(out, i * SHA256_LENGTH);
+  }
+  return out.subarray(0, length);
+}
+
+/** HKDF-SHA256 (RFC 5869); `salt` none = empty, which RFC 5869 treats as 32 zero bytes. */
+export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array | undefined, info: Uint8Array, length: number): Buffer {
+  checkInteger(length, 1, 255 * SHA256_LENGTH, 'HKDF output length');
+  if (info.length > MAX_HKDF_INFO_LENGTH) throw new ProtocolError('length', 'HKDF info longer than 1024 bytes');
+  return Buffer.from(hkdfSync('sha256', ikm, salt ?? EMPTY, info, length));
+}
+
+export function sha256(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+export function sha1(data: Uint8Array): Buffer {
+  return createHash('sha1').update(data).digest();
+}
