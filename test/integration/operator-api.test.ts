@@ -3,6 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_VIN, adminRequest, newVehicleKeyPair, startTestSystem, type TestSystem } from '../support/harness.js';
 import { OPERATOR_TOKEN_AUDIENCE, OPERATOR_TOKEN_ISSUER } from '../../src/common/auth/operator-scopes.js';
+import { generateEcKeyPair, x509 } from '../../src/pki/certificate-issuer.js';
 
 const PROBLEM = 'application/problem+json';
 
@@ -139,6 +140,33 @@ describe('operator API (admin listener)', () => {
       const missing = await adminRequest(system, 'GET', `/v1/vehicles/${TEST_VIN(999)}`, { token: reader });
       expect(missing.status).toBe(404);
       expect(missing.headers['content-type']).toContain(PROBLEM);
+    });
+
+    it('provisions from a CSR signed by the car key, and refuses a CSR whose signature is broken', async () => {
+      const keys = await generateEcKeyPair();
+      const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+        name: 'CN=car',
+        keys,
+        signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      });
+      const body = { vin: TEST_VIN(40), telematicsUrl: 'https://127.0.0.1:1/x', csr: csr.toString('pem') };
+      const res = await adminRequest<{ certificatePem: string }>(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body,
+      });
+      expect(res.status).toBe(201);
+      const { X509Certificate } = await import('node:crypto');
+      const issued = new X509Certificate(res.body.certificatePem);
+      const spki = Buffer.from(await crypto.subtle.exportKey('spki', keys.publicKey));
+      expect(issued.publicKey.export({ type: 'spki', format: 'der' }).equals(spki)).toBe(true);
+      const der = Buffer.from(csr.rawData);
+      der[der.length - 5] ^= 0x01; // inside the signature
+      const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----`;
+      const refused = await adminRequest(system, 'POST', '/v1/vehicles', {
+        token: writer,
+        body: { ...body, vin: TEST_VIN(41), csr: tampered },
+      });
+      expect(refused.status).toBe(400);
     });
 
     it('pages through the vehicle list by cursor', async () => {
