@@ -1,7 +1,13 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { KeyObject, webcrypto } from 'node:crypto';
-import { CERTIFICATE_EXTENSION_OIDS, KEY_ROLE_CODES, type KeyRole } from '../protocol/certificate-extensions.js';
+import { KeyObject, sign, webcrypto } from 'node:crypto';
+import {
+  CERTIFICATE_EXTENSION_OIDS,
+  KEY_ROLE_CODES,
+  encodeOidContents,
+  type KeyRole,
+} from '../protocol/certificate-extensions.js';
+import { TLV, decodeTlvs } from '../protocol/tlv.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -92,19 +98,58 @@ function profileExtensions(options: IssueCertificateOptions): x509.Extension[] {
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
   if (options.vehicleIdentifier) {
     extensions.push(
-      new x509.Extension(CERTIFICATE_EXTENSION_OIDS.vehicleIdentifier, false, octetString(options.vehicleIdentifier)),
+      new x509.Extension(PLACEHOLDER_OIDS.vehicleIdentifier, false, octetString(options.vehicleIdentifier)),
     );
   }
   if (options.keyRole) {
     const enumerated = Uint8Array.from([0x0a, 0x01, KEY_ROLE_CODES[options.keyRole]]);
-    extensions.push(new x509.Extension(CERTIFICATE_EXTENSION_OIDS.keyRole, true, enumerated));
+    extensions.push(new x509.Extension(PLACEHOLDER_OIDS.keyRole, true, enumerated));
   }
   if (options.entitlements) {
-    extensions.push(
-      new x509.Extension(CERTIFICATE_EXTENSION_OIDS.entitlements, false, octetString(options.entitlements)),
-    );
+    extensions.push(new x509.Extension(PLACEHOLDER_OIDS.entitlements, false, octetString(options.entitlements)));
   }
   return extensions;
+}
+
+/**
+ * @peculiar/x509 cannot encode OID arcs beyond 2^53, and ours is a 128-bit UUID arc (§2). The
+ * certificate is generated with short placeholder OIDs, then the TBSCertificate is rewritten
+ * with the real ones and signed again.
+ */
+const PLACEHOLDER_OIDS = {
+  vehicleIdentifier: '2.999.4242.1',
+  keyRole: '2.999.4242.2',
+  entitlements: '2.999.4242.3',
+} as const;
+
+const OID_REPLACEMENTS: Array<[Buffer, Buffer]> = (
+  Object.keys(PLACEHOLDER_OIDS) as Array<keyof typeof PLACEHOLDER_OIDS>
+).map((name) => [encodeOidContents(PLACEHOLDER_OIDS[name]), encodeOidContents(CERTIFICATE_EXTENSION_OIDS[name])]);
+
+function replacePlaceholderOids(certificateDer: Buffer, signingKey: CryptoKey): Buffer {
+  const [certificate] = decodeTlvs(certificateDer, { recursive: false });
+  const [tbs, signatureAlgorithm] = decodeTlvs(certificate.value, { recursive: false });
+  const fields = decodeTlvs(tbs.value, { recursive: false }).map((field) => {
+    if (field.tag !== 0xa3) return TLV(field.tag, field.value);
+    const [list] = decodeTlvs(field.value, { recursive: false });
+    const extensions = decodeTlvs(list.value, { recursive: false }).map((extension) => {
+      const parts = decodeTlvs(extension.value, { recursive: false }).map((part) => {
+        const replacement =
+          part.tag === 0x06 && OID_REPLACEMENTS.find(([placeholder]) => placeholder.equals(part.value));
+        return TLV(part.tag, replacement ? replacement[1] : part.value);
+      });
+      return TLV(0x30, ...parts);
+    });
+    return TLV(0xa3, TLV(0x30, ...extensions));
+  });
+  const newTbs = TLV(0x30, ...fields);
+  const signature = sign('sha256', newTbs, KeyObject.from(signingKey));
+  return TLV(
+    0x30,
+    newTbs,
+    TLV(signatureAlgorithm.tag, signatureAlgorithm.value),
+    TLV(0x03, Buffer.from([0]), signature),
+  );
 }
 
 function distinguishedName(commonName: string, organization?: string): string {
@@ -124,7 +169,7 @@ export async function issueCertificate(options: IssueCertificateOptions): Promis
     extensions.push(await x509.AuthorityKeyIdentifierExtension.create(options.issuer.certificate));
   }
   const subject = distinguishedName(options.commonName, options.organization);
-  return x509.X509CertificateGenerator.create({
+  const generated = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject,
     issuer: options.issuer ? options.issuer.certificate.subject : subject,
@@ -135,6 +180,8 @@ export async function issueCertificate(options: IssueCertificateOptions): Promis
     signingAlgorithm: SIGNING_ALGORITHM,
     extensions,
   });
+  if (!options.vehicleIdentifier && !options.keyRole && !options.entitlements) return generated;
+  return new x509.X509Certificate(replacePlaceholderOids(Buffer.from(generated.rawData), signingKey));
 }
 
 function randomSerial(): string {
@@ -166,6 +213,11 @@ export function importSigningKeyPem(pem: string): Promise<CryptoKey> {
 export function importPublicKey(key: KeyObject): Promise<CryptoKey> {
   const spki = key.export({ type: 'spki', format: 'der' });
   return webcrypto.subtle.importKey('spki', spki, EC_P256, true, ['verify']);
+}
+
+/** Imports an uncompressed P-256 point (65 bytes), e.g. an endpoint key generated inside a secure element. */
+export function importPublicPoint(point: Uint8Array): Promise<CryptoKey> {
+  return webcrypto.subtle.importKey('raw', point, EC_P256, true, ['verify']);
 }
 
 export async function loadCertificateAuthority(certPem: string, keyPem: string): Promise<CertificateAuthority> {

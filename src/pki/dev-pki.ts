@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -129,6 +130,7 @@ export async function createPkiSet(options: CreatePkiOptions = {}): Promise<PkiS
     ktsPublicKey: kts.pub,
     operatorTokenKey: operatorToken.key,
     operatorTokenPublicKey: operatorToken.pub,
+    dataEncryptionKey: `${randomBytes(32).toString('base64')}\n`,
   };
 }
 

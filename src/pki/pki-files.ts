@@ -21,6 +21,8 @@ export const PKI_FILES = {
   ktsPublicKey: 'kts.pub',
   operatorTokenKey: 'operator-token.key',
   operatorTokenPublicKey: 'operator-token.pub',
+  /** 32 random bytes, base64: encrypts secrets at rest (pairing verifiers). */
+  dataEncryptionKey: 'data-encryption.key',
 } as const;
 
 export type PkiFileId = keyof typeof PKI_FILES;
