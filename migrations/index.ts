@@ -1,4 +1,5 @@
 import { InitialSchema1796025606325 } from './1796025606325-InitialSchema.js';
+import { AddPairingSessions1796027222060 } from './1796027222060-AddPairingSessions.js';
 
 /** Every migration in order; listed explicitly so sources and dist/ see the same list. */
-export const MIGRATIONS = [InitialSchema1796025606325];
+export const MIGRATIONS = [InitialSchema1796025606325, AddPairingSessions1796027222060];

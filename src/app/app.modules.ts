@@ -12,6 +12,8 @@ import type { AppConfig } from '../config/config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import { OperationsModule } from '../health/health.module.js';
 import { AppMetrics } from '../metrics/metrics.js';
+import { PartnerKeysModule } from '../keys/keys.module.js';
+import { PairingModule } from '../pairing/pairing.module.js';
 import { PartnerModule } from '../partner/partner.module.js';
 import { VehicleChannelModule } from '../telematics/telematics.module.js';
 import { PRODUCER_REDIS } from '../telematics/telematics.tokens.js';
@@ -57,7 +59,7 @@ export class ApiModule {
   static forRoot(resources: ProcessResources): DynamicModule {
     return {
       module: ApiModule,
-      imports: [ProcessModule.forRoot(resources), PartnerModule, VehicleChannelModule],
+      imports: [ProcessModule.forRoot(resources), PartnerModule, PartnerKeysModule, VehicleChannelModule],
       providers: HTTP_PROVIDERS,
     };
   }
@@ -72,6 +74,7 @@ export class AdminModule {
       imports: [
         ProcessModule.forRoot(resources),
         VehiclesModule,
+        PairingModule,
         AccessProfilesModule,
         AuditApiModule,
         OperationsModule,

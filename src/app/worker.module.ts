@@ -4,7 +4,9 @@ import { DeliverySweeperService } from '../telematics/delivery-sweeper.service.j
 import type { DeliveryQueue } from '../telematics/delivery-queue.js';
 import { OutboxRelayService } from '../telematics/outbox-relay.service.js';
 import { TelematicsModule } from '../telematics/telematics.module.js';
-import { DELIVERY_QUEUE, WORKER_REDIS } from '../telematics/telematics.tokens.js';
+import { COMMAND_SECRETS, DELIVERY_QUEUE, WORKER_REDIS } from '../telematics/telematics.tokens.js';
+import { PairingCoreModule } from '../pairing/pairing.module.js';
+import { PairingService } from '../pairing/pairing.service.js';
 import { VehicleCommandWorker } from '../telematics/vehicle-command.worker.js';
 import { ProcessModule, type ProcessResources } from './app.modules.js';
 
@@ -19,10 +21,11 @@ export class WorkerModule {
   static forRoot(resources: WorkerResources): DynamicModule {
     return {
       module: WorkerModule,
-      imports: [ProcessModule.forRoot(resources), TelematicsModule],
+      imports: [ProcessModule.forRoot(resources), TelematicsModule, PairingCoreModule],
       providers: [
         { provide: WORKER_REDIS, useValue: resources.workerRedis },
         { provide: DELIVERY_QUEUE, useValue: resources.queue },
+        { provide: COMMAND_SECRETS, useExisting: PairingService },
         OutboxRelayService,
         VehicleCommandWorker,
         DeliverySweeperService,

@@ -18,6 +18,8 @@ export interface PkiMaterial {
   ktsKeyPem: string;
   /** ES256 public key that verifies operator tokens. */
   operatorTokenPublicKeyPem: string;
+  /** AES-256 key (base64) for secrets at rest. */
+  dataEncryptionKey: string;
 }
 
 export interface PartnerAllowEntry {
@@ -49,6 +51,12 @@ export interface AppConfig {
     backoffBaseMs: number;
     backoffMaxMs: number;
   };
+  pairing: {
+    /** scrypt cost N for the pairing password (PROTOCOL.md §3.1: 32768; tests may use 4096). */
+    scryptN: number;
+    /** How long a pairing password stays usable. */
+    ttlSeconds: number;
+  };
   pki: PkiMaterial;
   /** Trust anchors for the HTTPS calls to cars' telematics endpoints (PEM). */
   telematicsCaPem: string;
@@ -74,6 +82,12 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name}="${raw}" is not valid: expected an integer from ${min} to ${max}`);
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(`${name}=${value} is out of range: expected ${min} to ${max}`);
+  return value;
+}
+
+function powerOfTwo(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = integer(env, name, fallback, min, max);
+  if ((value & (value - 1)) !== 0) throw new ConfigError(`${name}=${value} is not valid: expected a power of two`);
   return value;
 }
 
@@ -141,6 +155,7 @@ function pkiMaterial(read: PkiSource): PkiMaterial {
     telematicsKeyPem: read('telematicsKey'),
     ktsKeyPem: read('ktsKey'),
     operatorTokenPublicKeyPem: read('operatorTokenPublicKey'),
+    dataEncryptionKey: read('dataEncryptionKey').trim(),
   };
 }
 
@@ -220,6 +235,10 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
       requestTimeoutMs: integer(env, 'TELEMATICS_TIMEOUT_MS', 10_000, 100, 120_000),
       backoffBaseMs,
       backoffMaxMs,
+    },
+    pairing: {
+      scryptN: powerOfTwo(env, 'PAIRING_SCRYPT_N', 32_768, 1_024, 1_048_576),
+      ttlSeconds: integer(env, 'PAIRING_TTL_SECONDS', 3_600, 60, 7 * 86_400),
     },
     pki,
     telematicsCaPem,

@@ -4,13 +4,23 @@ import { AccessProfile } from '../access-profiles/access-profile.entity.js';
 import { AuditEvent } from '../audit/audit-event.entity.js';
 import { IdempotencyRecord } from '../common/idempotency/idempotency-record.entity.js';
 import { DigitalKey } from '../keys/digital-key.entity.js';
+import { PairingSession } from '../pairing/pairing-session.entity.js';
 import { Delivery } from '../telematics/delivery.entity.js';
 import { OutboxMessage } from '../telematics/outbox-message.entity.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { MIGRATIONS } from '../../migrations/index.js';
 
 /** Every entity, listed explicitly so the same list works from sources (tests) and from dist/. */
-export const ENTITIES = [Vehicle, AccessProfile, DigitalKey, OutboxMessage, Delivery, IdempotencyRecord, AuditEvent];
+export const ENTITIES = [
+  Vehicle,
+  AccessProfile,
+  DigitalKey,
+  OutboxMessage,
+  Delivery,
+  IdempotencyRecord,
+  AuditEvent,
+  PairingSession,
+];
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@localhost:5432/digital_key';
 

@@ -19,13 +19,19 @@ export class CommandSigner {
     return this.kid;
   }
 
-  commandFor(vehicleIdentifier: string, delivery: Delivery, now = Date.now()): TelematicsCommand {
+  commandFor(
+    vehicleIdentifier: string,
+    delivery: Delivery,
+    extra: Record<string, unknown> = {},
+    now = Date.now(),
+  ): TelematicsCommand {
     return {
+      ...delivery.fields,
+      ...extra,
       v: 1,
       vehicleId: vehicleIdentifier,
       seq: delivery.seq,
       cmd: delivery.command,
-      ...delivery.fields,
       keyListVersion: delivery.keyListVersion,
       iat: Math.floor(now / 1000),
     };

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
-import { DataSource, In, LessThanOrEqual } from 'typeorm';
+import { DataSource, In, LessThanOrEqual, type EntityManager } from 'typeorm';
+import { AuditService } from '../audit/audit.service.js';
 import { ProblemException } from '../common/errors/problem.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { Delivery } from './delivery.entity.js';
@@ -17,7 +18,10 @@ const MAX_CACHED_KEYS = 10_000;
 export class DeliveryLedgerService {
   private readonly vehicleKeys = new Map<string, KeyObject>();
 
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly audit: AuditService,
+  ) {}
 
   private vehicleKey(vehicle: Vehicle): KeyObject {
     let key = this.vehicleKeys.get(vehicle.id);
@@ -47,6 +51,16 @@ export class DeliveryLedgerService {
     }
     const ack = payload;
     return this.dataSource.transaction(async (manager) => {
+      // Lock order everywhere: vehicle row first, then its keys, sessions and deliveries, then the audit chain.
+      await manager.query(
+        `UPDATE vehicles
+            SET acked_seq = GREATEST(acked_seq, $2),
+                acked_key_list_version = GREATEST(acked_key_list_version, $3),
+                acked_key_list_digest = CASE WHEN $2 >= acked_seq THEN $4 ELSE acked_key_list_digest END,
+                last_seen_at = now()
+          WHERE id = $1`,
+        [vehicle.id, ack.seq, ack.keyListVersion, ack.keyListDigest],
+      );
       const delivery = await manager.findOne(Delivery, {
         where: { vehicleId: vehicle.id, seq: ack.seq },
         lock: { mode: 'pessimistic_write' },
@@ -58,18 +72,44 @@ export class DeliveryLedgerService {
         delivery.ackKeyListDigest = ack.keyListDigest;
         delivery.lastError = null;
         await manager.save(delivery);
+        await this.applyAckEffects(manager, vehicle, delivery);
       }
-      await manager.query(
-        `UPDATE vehicles
-            SET acked_seq = GREATEST(acked_seq, $2),
-                acked_key_list_version = GREATEST(acked_key_list_version, $3),
-                acked_key_list_digest = CASE WHEN $2 >= acked_seq THEN $4 ELSE acked_key_list_digest END,
-                last_seen_at = now()
-          WHERE id = $1`,
-        [vehicle.id, ack.seq, ack.keyListVersion, ack.keyListDigest],
-      );
       return delivery;
     });
+  }
+
+  /** What the car's acknowledgement settles on the server side. */
+  private async applyAckEffects(manager: EntityManager, vehicle: Vehicle, delivery: Delivery): Promise<void> {
+    switch (delivery.command) {
+      case 'PAIRING_VERIFIER':
+        // The car holds the verifier now: the server keeps nothing of it (PROTOCOL.md §3.1 step 4).
+        await manager.query(
+          `UPDATE pairing_sessions SET sealed_verifier = NULL, verifier_acked_at = now(), updated_at = now()
+            WHERE verifier_delivery_id = $1`,
+          [delivery.id],
+        );
+        break;
+      case 'ADD_KEY': {
+        const [activated] = await manager.query<[Array<{ id: string }>, number]>(
+          `UPDATE digital_keys SET state = 'active', version = version + 1, updated_at = now()
+            WHERE vehicle_id = $1 AND key_identifier = $2 AND state = 'pending'
+        RETURNING id`,
+          [vehicle.id, delivery.fields.keyId],
+        );
+        if (activated.length > 0) {
+          await this.audit.append(manager, {
+            actor: { type: 'vehicle', id: vehicle.vin },
+            action: 'key.activated',
+            subject: { type: 'key', id: delivery.fields.keyId ?? '' },
+            details: { seq: delivery.seq },
+            correlationId: delivery.correlationId,
+          });
+        }
+        break;
+      }
+      default:
+        break;
+    }
   }
 
   /** Open deliveries of a vehicle up to and including `seq`, oldest first: what must reach the car in order. */

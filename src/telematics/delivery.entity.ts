@@ -10,6 +10,11 @@ export interface CommandFields {
   keyId?: string;
   state?: string;
   entitlements?: string;
+  /** PAIRING_VERIFIER: the session whose sealed verifier the worker puts in the command. */
+  pairingSessionId?: string;
+  /** ADD_KEY: endpoint public key (65 bytes, hex) and role. */
+  endpointPublicKey?: string;
+  role?: string;
 }
 
 /**

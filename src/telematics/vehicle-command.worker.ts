@@ -1,4 +1,11 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Optional,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
@@ -17,7 +24,7 @@ import {
   type DeliveryJobData,
 } from './delivery-policy.js';
 import { TelematicsClient, VehicleUnreachableError } from './telematics-client.js';
-import { WORKER_REDIS } from './telematics.tokens.js';
+import { COMMAND_SECRETS, WORKER_REDIS, type CommandSecrets } from './telematics.tokens.js';
 
 /** How long the server waits for an ack the car promised to post later (202). */
 const ACK_WAIT_MS = 60_000;
@@ -40,6 +47,7 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
     private readonly ledger: DeliveryLedgerService,
     @Inject(WORKER_REDIS) private readonly connection: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Optional() @Inject(COMMAND_SECRETS) private readonly commandSecrets?: CommandSecrets,
   ) {
     this.signer = new CommandSigner(config.pki.telematicsKeyPem);
     this.client = new TelematicsClient(config.telematicsCaPem, config.delivery.requestTimeoutMs);
@@ -71,30 +79,52 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
     const vehicle = await this.dataSource.getRepository(Vehicle).findOneByOrFail({ id: target.vehicleId });
     const open = await this.ledger.openUpTo(vehicle.id, target.seq);
     for (const delivery of open) {
-      const delivered = await this.deliver(vehicle, delivery, job.data.correlationId ?? delivery.correlationId);
-      if (!delivered) return;
+      const outcome = await this.deliver(vehicle, delivery, job.data.correlationId ?? delivery.correlationId);
+      if (outcome === 'stop') return;
     }
   }
 
-  /** Sends one command; true when the car took it (acked, or accepted with an ack to follow). */
-  private async deliver(vehicle: Vehicle, delivery: Delivery, correlationId: string | null): Promise<boolean> {
-    const jws = await this.signer.sign(this.signer.commandFor(vehicle.vehicleIdentifier, delivery));
+  /** Secret fields some commands carry, read at send time so they never sit in queue data. */
+  private async secretFields(delivery: Delivery): Promise<Record<string, unknown> | undefined> {
+    if (delivery.command !== 'PAIRING_VERIFIER') return {};
+    if (!this.commandSecrets || !delivery.fields.pairingSessionId) return undefined;
+    const verifier = await this.commandSecrets.verifierFields(delivery.fields.pairingSessionId);
+    return verifier ? { verifier } : undefined;
+  }
+
+  /**
+   * Sends one command. `sent`: the car took it (acked, or accepted with an ack to follow);
+   * `skipped`: it no longer applies (a superseded pairing verifier) and later ones may go;
+   * `stop`: the car refused it, later commands wait.
+   */
+  private async deliver(
+    vehicle: Vehicle,
+    delivery: Delivery,
+    correlationId: string | null,
+  ): Promise<'sent' | 'skipped' | 'stop'> {
     const log = { vin: vehicle.vin, seq: delivery.seq, cmd: delivery.command, deliveryId: delivery.id, correlationId };
+    const secrets = await this.secretFields(delivery);
+    if (!secrets) {
+      await this.ledger.markRejected(delivery, 'no longer applicable: the pairing session was superseded or completed');
+      this.logger.log({ msg: 'command skipped: no longer applicable', ...log });
+      return 'skipped';
+    }
+    const jws = await this.signer.sign(this.signer.commandFor(vehicle.vehicleIdentifier, delivery, secrets));
     try {
       const outcome = await this.client.send(vehicle.telematicsUrl, jws);
       switch (outcome.kind) {
         case 'acked':
           await this.ledger.recordAck(vehicle, outcome.ack);
           this.logger.log({ msg: 'command acked', ...log });
-          return true;
+          return 'sent';
         case 'accepted':
           await this.ledger.markSent(delivery, new Date(Date.now() + ACK_WAIT_MS));
           this.logger.log({ msg: 'command accepted; ack to follow', ...log });
-          return true;
+          return 'sent';
         case 'rejected':
           await this.ledger.markRejected(delivery, `car refused the command (${outcome.status}): ${outcome.detail}`);
           this.logger.warn({ msg: 'command refused by the car', status: outcome.status, ...log });
-          return false;
+          return 'stop';
       }
     } catch (error) {
       const reason = error instanceof VehicleUnreachableError ? error.message : `ack not accepted: ${String(error)}`;

@@ -255,7 +255,7 @@ export function keyFromPem(pem: string): KeyObject {
 }
 
 export async function eventually<T>(
-  probe: () => Promise<T>,
+  probe: () => T | Promise<T>,
   accept: (value: T) => boolean,
   { timeoutMs = 15_000, intervalMs = 50 } = {},
 ): Promise<T> {

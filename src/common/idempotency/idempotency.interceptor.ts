@@ -1,4 +1,4 @@
-import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Injectable, SetMetadata, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants.js';
 import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -11,6 +11,13 @@ import { requestContextOf } from '../request/request-context.js';
 import { IdempotencyRecord } from './idempotency-record.entity.js';
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
+const NOT_REPLAYABLE = 'idempotency-not-replayable';
+
+/**
+ * For responses that must never be stored (a password shown once): an Idempotency-Key is
+ * refused rather than silently ignored, so a client does not believe it can retry safely.
+ */
+export const NotReplayable = () => SetMetadata(NOT_REPLAYABLE, true);
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 /** An in-progress record older than this belongs to a request that died; a retry may take it over. */
 const ABANDONED_AFTER_MS = 60_000;
@@ -31,6 +38,12 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     const header = request.headers[IDEMPOTENCY_HEADER];
     if (request.method !== 'POST' || header === undefined) return next.handle();
+    if (this.reflector.get<boolean | undefined>(NOT_REPLAYABLE, context.getHandler())) {
+      throw new ProblemException(
+        'bad-request',
+        'this operation returns a secret once and cannot take an Idempotency-Key',
+      );
+    }
     return from(this.handle(context, request, header, next));
   }
 

@@ -1,0 +1,237 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { DataSource, In } from 'typeorm';
+import { AccessProfile } from '../access-profiles/access-profile.entity.js';
+import { AuditService } from '../audit/audit.service.js';
+import { ProblemException } from '../common/errors/problem.js';
+import type { RequestContext } from '../common/request/request-context.js';
+import type { AppConfig } from '../config/config.js';
+import { APP_CONFIG } from '../config/config.tokens.js';
+import { PairingSession } from '../pairing/pairing-session.entity.js';
+import { ChainVerificationError, EndpointChainVerifier, type VerifiedEndpoint } from '../pki/endpoint-chain.js';
+import { ecdsaSign } from '../protocol/crypto/p256.js';
+import { ENTITLEMENT_PROFILES, encodeEntitlements } from '../protocol/entitlements.js';
+import { encodeKtsReceipt, ktsReceiptMessage } from '../protocol/kts-receipt.js';
+import { CommandOutboxService } from '../telematics/command-outbox.service.js';
+import { Vehicle } from '../vehicles/vehicle.entity.js';
+import { DigitalKey } from './digital-key.entity.js';
+import type { KeyRegistrationResponse, PartnerKeyResponse, RegisterKeyDto } from './dto/key-registration.dto.js';
+
+const LIVE_STATES = ['pending', 'active', 'suspended'] as const;
+const OWNER_ENTITLEMENTS = encodeEntitlements(ENTITLEMENT_PROFILES.OWNER);
+
+export function toPartnerKeyResponse(key: DigitalKey, vehicleIdentifier: string): PartnerKeyResponse {
+  return {
+    keyId: key.keyIdentifier,
+    vehicleId: vehicleIdentifier,
+    role: key.role,
+    state: key.state,
+    createdAt: key.createdAt.toISOString(),
+    updatedAt: key.updatedAt.toISOString(),
+  };
+}
+
+function decodeChain(chain: string[]): Buffer[] {
+  return chain.map((entry, index) => {
+    const der = Buffer.from(entry, 'base64');
+    if (der.length === 0 || der.toString('base64').replace(/=+$/, '') !== entry.replace(/=+$/, '')) {
+      throw new ProblemException('validation-failed', `certificateChain[${index}] is not canonical base64`);
+    }
+    return der;
+  });
+}
+
+/**
+ * Registers ("tracks") owner keys for the Device OEM (PROTOCOL.md §3.4): verifies the endpoint
+ * chain against our own root, requires an open pairing session, records the key as pending,
+ * signs the KTS receipt and sends ADD_KEY to the car. A refusal records nothing but an audit row.
+ */
+@Injectable()
+export class KeyRegistrationService {
+  private readonly chains: EndpointChainVerifier;
+  private readonly ktsKey: KeyObject;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly audit: AuditService,
+    private readonly outbox: CommandOutboxService,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.chains = new EndpointChainVerifier(config.pki.vehicleOemRootCertPem);
+    this.ktsKey = createPrivateKey(config.pki.ktsKeyPem);
+  }
+
+  async register(partner: string, dto: RegisterKeyDto, context: RequestContext): Promise<KeyRegistrationResponse> {
+    try {
+      return await this.registerOwner(partner, dto, context);
+    } catch (error) {
+      if (error instanceof ProblemException && error.getStatus() < 500) {
+        await this.dataSource
+          .transaction((manager) =>
+            this.audit.append(manager, {
+              actor: context.actor,
+              action: 'key.registration-refused',
+              subject: { type: 'vehicle', id: dto.vehicleId },
+              details: { reason: (error.getResponse() as { detail?: string }).detail ?? error.problemType },
+              correlationId: context.correlationId,
+            }),
+          )
+          .catch(() => undefined);
+      }
+      throw error;
+    }
+  }
+
+  private verifyChain(dto: RegisterKeyDto): VerifiedEndpoint {
+    let endpoint: VerifiedEndpoint;
+    try {
+      endpoint = this.chains.verify(decodeChain(dto.certificateChain));
+    } catch (error) {
+      if (error instanceof ChainVerificationError) {
+        throw new ProblemException(
+          'validation-failed',
+          `certificate chain refused (${error.reason}): ${error.message}`,
+        );
+      }
+      throw error;
+    }
+    if (endpoint.vehicleIdentifier !== dto.vehicleId) {
+      throw new ProblemException('validation-failed', 'the endpoint certificate is for another vehicle');
+    }
+    if (endpoint.role !== null && endpoint.role !== dto.role) {
+      throw new ProblemException('validation-failed', `the endpoint certificate is for a ${endpoint.role} key`);
+    }
+    return endpoint;
+  }
+
+  private async registerOwner(
+    partner: string,
+    dto: RegisterKeyDto,
+    context: RequestContext,
+  ): Promise<KeyRegistrationResponse> {
+    const endpoint = this.verifyChain(dto);
+    const issuedAtMs = Date.now();
+    const key = await this.dataSource.transaction(async (manager) => {
+      const vehicle = await manager.findOne(Vehicle, {
+        where: { vehicleIdentifier: dto.vehicleId },
+        lock: { mode: 'pessimistic_write' },
+      });
+      if (!vehicle) throw new ProblemException('not-found', `vehicle ${dto.vehicleId} does not exist`);
+      const session = await manager
+        .getRepository(PairingSession)
+        .createQueryBuilder('s')
+        .where('s.vehicle_id = :vehicleId AND s.status = :status AND s.expires_at > now()', {
+          vehicleId: vehicle.id,
+          status: 'open',
+        })
+        .orderBy('s.created_at', 'DESC')
+        .getOne();
+      const currentOwner = await manager.findOne(DigitalKey, {
+        where: { vehicleId: vehicle.id, role: 'owner', state: In([...LIVE_STATES]) },
+      });
+      if (!session) {
+        throw new ProblemException(
+          'conflict',
+          currentOwner
+            ? 'the vehicle has an owner key; a new owner needs a new pairing session started by the operator'
+            : 'the vehicle has no open pairing session',
+        );
+      }
+      if (await manager.exists(DigitalKey, { where: { keyIdentifier: endpoint.keyIdentifier } })) {
+        throw new ProblemException('conflict', `key ${endpoint.keyIdentifier} is already registered`);
+      }
+      const ownerProfile = await manager.findOneBy(AccessProfile, { name: 'OWNER' });
+      const created = await manager.save(
+        manager.create(DigitalKey, {
+          keyIdentifier: endpoint.keyIdentifier,
+          vehicleId: vehicle.id,
+          role: 'owner',
+          state: 'pending',
+          partner,
+          endpointCertificatePem: endpoint.certificatePem,
+          accessProfileId: ownerProfile?.id ?? null,
+          entitlements: OWNER_ENTITLEMENTS,
+          notBefore: endpoint.notBefore,
+          notAfter: endpoint.notAfter,
+        }),
+      );
+      await manager.update(PairingSession, { id: session.id }, { status: 'completed', ownerKeyId: created.id });
+      if (currentOwner) {
+        // Owner device change: the old owner key goes through the normal revocation path.
+        await manager.update(
+          DigitalKey,
+          { id: currentOwner.id },
+          { state: 'terminating', version: currentOwner.version + 1 },
+        );
+        const revoke = await this.outbox.enqueue(manager, {
+          vehicleId: vehicle.id,
+          command: 'SET_STATE',
+          fields: { keyId: currentOwner.keyIdentifier, state: 'terminated' },
+          changesKeyList: true,
+          correlationId: context.correlationId,
+        });
+        await this.audit.append(manager, {
+          actor: context.actor,
+          action: 'key.owner-replaced',
+          subject: { type: 'key', id: currentOwner.keyIdentifier },
+          details: { newOwnerKeyId: created.keyIdentifier, sessionId: session.id, seq: revoke.seq },
+          correlationId: context.correlationId,
+        });
+      }
+      const add = await this.outbox.enqueue(manager, {
+        vehicleId: vehicle.id,
+        command: 'ADD_KEY',
+        fields: {
+          keyId: created.keyIdentifier,
+          role: 'owner',
+          state: 'active',
+          endpointPublicKey: endpoint.publicKeyPoint.toString('hex'),
+          entitlements: OWNER_ENTITLEMENTS.toString('hex'),
+        },
+        changesKeyList: true,
+        correlationId: context.correlationId,
+      });
+      await this.audit.append(manager, {
+        actor: context.actor,
+        action: 'key.registered',
+        subject: { type: 'key', id: created.keyIdentifier },
+        details: {
+          vehicleId: dto.vehicleId,
+          role: 'owner',
+          sessionId: session.id,
+          seq: add.seq,
+          deviceMetadata: dto.deviceMetadata ? { ...dto.deviceMetadata } : undefined,
+        },
+        correlationId: context.correlationId,
+      });
+      return created;
+    });
+    const signature = ecdsaSign(
+      this.ktsKey,
+      ktsReceiptMessage({
+        vehicleIdentifier: Buffer.from(dto.vehicleId, 'hex'),
+        keyIdentifier: Buffer.from(key.keyIdentifier, 'hex'),
+        endpointCertificateDer: endpoint.certificateDer,
+        issuedAtMs,
+      }),
+    );
+    return {
+      ...toPartnerKeyResponse(key, dto.vehicleId),
+      ktsReceipt: {
+        issuedAtMs,
+        signature: signature.toString('base64'),
+        encoded: encodeKtsReceipt({ issuedAtMs, signature }).toString('base64'),
+      },
+    };
+  }
+
+  async get(partner: string, keyIdentifier: string): Promise<PartnerKeyResponse> {
+    const key = await this.dataSource
+      .getRepository(DigitalKey)
+      .findOne({ where: { keyIdentifier }, relations: { vehicle: true } });
+    // Another partner's key is reported as absent, never as forbidden.
+    if (!key || key.partner !== partner || !key.vehicle)
+      throw new ProblemException('not-found', `key ${keyIdentifier} does not exist`);
+    return toPartnerKeyResponse(key, key.vehicle.vehicleIdentifier);
+  }
+}
