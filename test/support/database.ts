@@ -4,7 +4,14 @@ import { Client } from 'pg';
 /** Server-level connection used to create and drop the tests' databases. */
 export const TEST_ADMIN_DATABASE_URL =
   process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@localhost:5432/postgres';
-export const TEMPLATE_DATABASE = 'dks_test_template';
+/** Every test database starts with this; the global setup names each run `dks_t_<epoch>_<random>`. */
+export const TEST_DATABASE_PREFIX = 'dks_t_';
+
+function currentRun(): string {
+  const run = process.env.DKS_TEST_RUN;
+  if (!run) throw new Error('DKS_TEST_RUN is not set: run the tests through vitest (its global setup sets it)');
+  return run;
+}
 
 export function databaseUrl(name: string): string {
   const url = new URL(TEST_ADMIN_DATABASE_URL);
@@ -30,8 +37,9 @@ export interface TestDatabase {
 
 /** A fresh, migrated database per test file, cloned from the template the global setup migrated. */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `dks_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  await withAdminClient((client) => client.query(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DATABASE}"`));
+  const run = currentRun();
+  const name = `${run}_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await withAdminClient((client) => client.query(`CREATE DATABASE "${name}" TEMPLATE "${run}_template"`));
   return {
     name,
     url: databaseUrl(name),
