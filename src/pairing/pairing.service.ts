@@ -12,6 +12,7 @@ import {
   generatePairingPassword,
   generatePairingSalt,
 } from '../protocol/spake2plus-password.js';
+import type { PairingVerifier } from '../protocol/telematics-messages.js';
 import { CommandOutboxService } from '../telematics/command-outbox.service.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { toDeliveryResponse } from '../vehicles/vehicles.service.js';
@@ -20,17 +21,6 @@ import { PairingSession } from './pairing-session.entity.js';
 
 const SCRYPT_R = 8;
 const SCRYPT_P = 1;
-
-/** The verifier as the car receives it (PROTOCOL.md §3.1 step 4), hex. */
-export interface PairingVerifierFields {
-  pairingSessionId: string;
-  w0: string;
-  L: string;
-  salt: string;
-  scryptN: number;
-  scryptR: number;
-  scryptP: number;
-}
 
 /**
  * Owner pairing, server side (PROTOCOL.md §3.1): a one-time password shown once, its SPAKE2+
@@ -116,7 +106,7 @@ export class PairingService {
   }
 
   /** The verifier for the worker to put in the signed command; undefined once erased or superseded. */
-  async verifierFields(sessionId: string): Promise<PairingVerifierFields | undefined> {
+  async verifierFields(sessionId: string): Promise<PairingVerifier | undefined> {
     const session = await this.dataSource.getRepository(PairingSession).findOneBy({ id: sessionId });
     if (!session?.sealedVerifier || session.status === 'superseded') return undefined;
     const { w0, L } = JSON.parse(

@@ -17,9 +17,29 @@ export interface TelematicsCommand {
   cmd: TelematicsCommandName;
   keyId?: string;
   state?: string;
+  /** Entitlements TLV (§6), hex. */
   entitlements?: string;
+  /** ADD_KEY: the endpoint public key, 65-byte uncompressed point, hex (the car checks keyId against it). */
+  endpointPublicKey?: string;
+  /** ADD_KEY: `owner` or `friend` (§2 key role); the car assumes `friend` when absent. */
+  role?: string;
+  /** PAIRING_VERIFIER: the session the verifier belongs to. */
+  pairingSessionId?: string;
+  /** PAIRING_VERIFIER: the SPAKE2+ verifier of §3.1 step 4 (the car never gets w1). */
+  verifier?: PairingVerifier;
   keyListVersion: number;
   iat: number;
+}
+
+/** The SPAKE2+ verifier as the car receives it (PROTOCOL.md §3.1), byte strings in hex. */
+export interface PairingVerifier {
+  pairingSessionId: string;
+  w0: string;
+  L: string;
+  salt: string;
+  scryptN: number;
+  scryptR: number;
+  scryptP: number;
 }
 
 /** JWS payload of a car's acknowledgement. */

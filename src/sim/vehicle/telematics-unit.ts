@@ -25,6 +25,8 @@ export interface TelematicsUnitOptions {
   apply: CommandHandler;
   /** Sorted `keyId‖state` lines of the car's key list (PROTOCOL.md §8 keyListDigest). */
   keyListLines: () => string[];
+  /** The car's own key-list version when it can move without a command (owner relay, §5). */
+  keyListVersion?: () => number;
 }
 
 /**
@@ -38,7 +40,11 @@ export class TelematicsUnit {
   private keyListVersion = 0;
   readonly applied: TelematicsCommand[] = [];
 
-  constructor(private readonly options: TelematicsUnitOptions) {
+  // True-private: the options hold the vehicle private key.
+  readonly #options: TelematicsUnitOptions;
+
+  constructor(options: TelematicsUnitOptions) {
+    this.#options = options;
     this.serverKey =
       typeof options.telematicsPublicKey === 'string'
         ? createPublicKey(options.telematicsPublicKey)
@@ -60,11 +66,11 @@ export class TelematicsUnit {
       throw new TelematicsRejection('the command is not signed by the pinned telematics key');
     }
     if (!isTelematicsCommand(command)) throw new TelematicsRejection('the command payload is malformed');
-    if (command.vehicleId !== this.options.vehicleIdentifier) {
+    if (command.vehicleId !== this.#options.vehicleIdentifier) {
       throw new TelematicsRejection('the command is for another vehicle');
     }
     if (command.seq > this.lastAppliedSeq) {
-      this.options.apply(command);
+      this.#options.apply(command);
       this.lastAppliedSeq = command.seq;
       this.keyListVersion = Math.max(this.keyListVersion, command.keyListVersion);
       this.applied.push(command);
@@ -73,19 +79,19 @@ export class TelematicsUnit {
   }
 
   keyListDigest(): string {
-    const lines = [...this.options.keyListLines()].sort();
+    const lines = [...this.#options.keyListLines()].sort();
     return createHash('sha256').update(lines.join('\n')).digest('hex');
   }
 
   private ack(seq: number): Promise<string> {
     const ack: TelematicsAck = {
-      vehicleId: this.options.vehicleIdentifier,
+      vehicleId: this.#options.vehicleIdentifier,
       seq,
-      keyListVersion: this.keyListVersion,
+      keyListVersion: Math.max(this.keyListVersion, this.#options.keyListVersion?.() ?? 0),
       keyListDigest: this.keyListDigest(),
     };
     return new CompactSign(Buffer.from(JSON.stringify(ack)))
       .setProtectedHeader({ alg: 'ES256', typ: ACK_JWS_TYPE })
-      .sign(this.options.vehiclePrivateKey);
+      .sign(this.#options.vehiclePrivateKey);
   }
 }

@@ -1,0 +1,223 @@
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { checkLength, toHex } from '../../protocol/bytes.js';
+import { EphemeralKeyPair, P256KeyPair, type P256PublicKey } from '../../protocol/crypto/p256.js';
+import { READER_LOCATION } from '../../protocol/ecp.js';
+import type { Entitlements } from '../../protocol/entitlements.js';
+import {
+  DEFAULT_KEY_IDENTIFIER_PROFILE,
+  VEHICLE_IDENTIFIER_LENGTH,
+  type KeyIdentifierProfile,
+} from '../../protocol/identifiers.js';
+import type { TelematicsCommand } from '../../protocol/telematics-messages.js';
+import {
+  signReaderAuthentication,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  TRANSACTION_ID_LENGTH,
+} from '../../protocol/transaction.js';
+import { RandomPool } from './random-pool.js';
+import { TelematicsUnit } from './telematics-unit.js';
+import { VehicleEcu, type EcuState } from './vehicle-ecu.js';
+import {
+  DEFAULT_EVENT_LOG_CAPACITY,
+  VehicleEventLog,
+  type CarKeyState,
+  type ReaderLocation,
+} from './vehicle-events.js';
+import { VehicleKeyList, type EndpointSummary, type EnrollEndpointRequest } from './vehicle-key-list.js';
+import { VehicleReader, type ReaderContext } from './vehicle-reader.js';
+
+export interface SimulatedVehicleOptions {
+  /** 8 bytes issued by the server at provisioning; random when absent. */
+  readonly vehicleIdentifier?: Uint8Array;
+  /** The vehicle's long-term private key (e.g. provisioned by a test harness); generated when absent. */
+  readonly vehiclePrivateKey?: KeyObject;
+  /** Vehicle OEM root certificate (PEM), for verifying device chains (§2) once pairing lands. */
+  readonly vehicleOemRootPem?: string;
+  /** Key identifier function (§4.6); default `sha256-8`. */
+  readonly keyIdentifierProfile?: KeyIdentifierProfile;
+  /** Protocol versions the readers support (§4.2). */
+  readonly supportedVersions?: readonly number[];
+  /** 12-bit manufacturer code in the ECP TCI (§4.1). */
+  readonly manufacturer?: number;
+  /** Set the ECP "no authentication required" bit (express mode); default on. */
+  readonly expressMode?: boolean;
+  /** Unix milliseconds. */
+  readonly clock?: () => number;
+  /** Offset of the car's local time from UTC, for time-of-day entitlements (§6). */
+  readonly utcOffsetMinutes?: number;
+  /** Source of reader ephemerals; readers may precompute them while idle. */
+  readonly ephemeralKeys?: () => EphemeralKeyPair;
+  /** Source of 16-byte transaction ids (tests inject determinism). */
+  readonly transactionIds?: () => Buffer;
+  readonly eventLogCapacity?: number;
+}
+
+export const DEFAULT_MANUFACTURER_CODE = 0x0d4;
+
+/**
+ * An NFC-emulated car (§1): vehicle key pair (the private key never leaves this object), allow-
+ * and deny-list of endpoints with Kpersistent, a forward-only key-list version, readers at the
+ * door, console and trunk, an ECU, and an event log of every decision. The key list is what the
+ * telematics unit (§8) updates.
+ */
+export class SimulatedVehicle {
+  readonly vehicleIdentifier: Buffer;
+  readonly vehicleOemRootPem: string | undefined;
+  readonly events: VehicleEventLog;
+  readonly keyIdentifierProfile: KeyIdentifierProfile;
+  readonly #vehicleKey: P256KeyPair;
+  readonly #keyList: VehicleKeyList;
+  readonly #ecu = new VehicleEcu();
+  readonly #readers: Readonly<Record<ReaderLocation, VehicleReader>>;
+  #telematics: TelematicsUnit | undefined;
+
+  constructor(options: SimulatedVehicleOptions = {}) {
+    const vehicleIdentifier = options.vehicleIdentifier ?? randomBytes(VEHICLE_IDENTIFIER_LENGTH);
+    checkLength(vehicleIdentifier, VEHICLE_IDENTIFIER_LENGTH, 'vehicle identifier');
+    this.vehicleIdentifier = Buffer.from(vehicleIdentifier);
+    this.vehicleOemRootPem = options.vehicleOemRootPem;
+    this.keyIdentifierProfile = options.keyIdentifierProfile ?? DEFAULT_KEY_IDENTIFIER_PROFILE;
+    this.#vehicleKey = options.vehiclePrivateKey
+      ? P256KeyPair.fromPrivateKey(options.vehiclePrivateKey)
+      : P256KeyPair.generate();
+    const clock = options.clock ?? Date.now;
+    this.events = new VehicleEventLog(options.eventLogCapacity ?? DEFAULT_EVENT_LOG_CAPACITY);
+    this.#keyList = new VehicleKeyList(this.keyIdentifierProfile, this.events, clock);
+    const vehicleKey = this.#vehicleKey;
+    const context: ReaderContext = {
+      vehicleIdentifier: this.vehicleIdentifier,
+      vehiclePublicPoint: vehicleKey.publicPoint,
+      manufacturer: options.manufacturer ?? DEFAULT_MANUFACTURER_CODE,
+      expressMode: options.expressMode ?? true,
+      versions: [...(options.supportedVersions ?? SUPPORTED_PROTOCOL_VERSIONS)],
+      profile: this.keyIdentifierProfile,
+      keyList: this.#keyList,
+      log: this.events,
+      ecu: this.#ecu,
+      clock,
+      utcOffsetMinutes: options.utcOffsetMinutes ?? 0,
+      ephemeralKeys: options.ephemeralKeys ?? EphemeralKeyPair.generate,
+      transactionIds:
+        options.transactionIds ??
+        (
+          (pool) => () =>
+            pool.take(TRANSACTION_ID_LENGTH)
+        )(new RandomPool()),
+      signReader: (signatureContext) => signReaderAuthentication(vehicleKey, signatureContext),
+    };
+    const locations = Object.keys(READER_LOCATION) as ReaderLocation[];
+    this.#readers = Object.fromEntries(
+      locations.map((location) => [location, new VehicleReader(location, context)]),
+    ) as Record<ReaderLocation, VehicleReader>;
+  }
+
+  get vehicleIdentifierHex(): string {
+    return toHex(this.vehicleIdentifier);
+  }
+
+  /** The vehicle (reader long-term) public key; phones store it at pairing to verify AUTH1. */
+  get publicKey(): P256PublicKey {
+    return this.#vehicleKey.publicKey;
+  }
+
+  get publicPoint(): Buffer {
+    return Buffer.from(this.#vehicleKey.publicPoint);
+  }
+
+  /** SPKI PEM of the vehicle key, as the server's vehicle provisioning expects. */
+  get publicKeyPem(): string {
+    return this.#vehicleKey.publicKey.keyObject.export({ type: 'spki', format: 'pem' }).toString();
+  }
+
+  reader(location: ReaderLocation): VehicleReader {
+    return this.#readers[location];
+  }
+
+  get ecuState(): EcuState {
+    return this.#ecu.state;
+  }
+
+  /** Granted actions so far. */
+  get actuations(): number {
+    return this.#ecu.actuations;
+  }
+
+  stopEngine(): void {
+    this.#ecu.stopEngine();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Key list (pairing, sharing and telematics land here)
+  // ---------------------------------------------------------------------------------------------
+
+  /** Adds (or updates) an endpoint on the allow-list; returns its key id. */
+  enrollEndpoint(request: EnrollEndpointRequest): string {
+    return this.#keyList.enroll(request, 'local');
+  }
+
+  /** Suspend, resume or revoke; suspension and revocation delete Kpersistent at once (§4.4). */
+  setEndpointState(keyId: string, state: CarKeyState): void {
+    this.#keyList.setState(keyId.toLowerCase(), state, 'local');
+  }
+
+  revokeEndpoint(keyId: string): void {
+    this.#keyList.deny(keyId.toLowerCase(), 'local');
+  }
+
+  setEndpointEntitlements(keyId: string, entitlements: Entitlements): void {
+    this.#keyList.setEntitlements(keyId.toLowerCase(), entitlements, 'local');
+  }
+
+  /** Deletes the stored Kpersistent of one endpoint (the next tap is standard). */
+  forgetKpersistent(keyId: string): void {
+    const entry = this.#keyList.get(keyId.toLowerCase());
+    if (entry) this.#keyList.forgetKpersistent(entry, 'local');
+  }
+
+  endpoint(keyId: string): EndpointSummary | undefined {
+    return this.#keyList.summaries().find((summary) => summary.keyId === keyId.toLowerCase());
+  }
+
+  endpoints(): EndpointSummary[] {
+    return this.#keyList.summaries();
+  }
+
+  isDenied(keyId: string): boolean {
+    return this.#keyList.isDenied(keyId.toLowerCase());
+  }
+
+  get keyListVersion(): number {
+    return this.#keyList.version;
+  }
+
+  /** Sorted `keyId‖state` lines (§8 keyListDigest). */
+  keyListLines(): string[] {
+    return this.#keyList.lines();
+  }
+
+  /** What the telematics unit calls for each verified, in-order command (§8). */
+  applyTelematicsCommand(command: TelematicsCommand): void {
+    this.#keyList.applyTelematicsCommand(command);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Telematics (§8)
+  // ---------------------------------------------------------------------------------------------
+
+  /** Creates the car's telematics unit, wired to this key list and signing with the vehicle key. */
+  attachTelematics(options: { telematicsPublicKey: KeyObject | string }): TelematicsUnit {
+    this.#telematics = new TelematicsUnit({
+      vehicleIdentifier: this.vehicleIdentifierHex,
+      vehiclePrivateKey: this.#vehicleKey.privateKey,
+      telematicsPublicKey: options.telematicsPublicKey,
+      apply: (command) => this.applyTelematicsCommand(command),
+      keyListLines: () => this.keyListLines(),
+      keyListVersion: () => this.keyListVersion,
+    });
+    return this.#telematics;
+  }
+
+  get telematics(): TelematicsUnit | undefined {
+    return this.#telematics;
+  }
+}

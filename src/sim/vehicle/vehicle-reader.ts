@@ -1,0 +1,310 @@
+import { parseResponseApdu, SW, swHex } from '../../protocol/apdu.js';
+import { u64 } from '../../protocol/bytes.js';
+import type { EphemeralKeyPair } from '../../protocol/crypto/p256.js';
+import { ECP_SUBTYPE, encodeCarTci, encodeEcpFrame, READER_LOCATION } from '../../protocol/ecp.js';
+import { evaluateEntitlements, type Entitlements, type IsoWeekday } from '../../protocol/entitlements.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import { readerIdentifier, type KeyIdentifierProfile } from '../../protocol/identifiers.js';
+import {
+  decodeKeyListVersion,
+  decodeRevocationRelay,
+  encodeMailboxRequest,
+  parseMailboxResponse,
+  PRIVATE_MAILBOX_LAYOUT,
+} from '../../protocol/mailbox.js';
+import { SecureChannel } from '../../protocol/secure-channel.js';
+import {
+  deriveStandardKeys,
+  encodeAuth0Command,
+  encodeAuth1Command,
+  encodeControlFlowCommand,
+  encodeSelectCommand,
+  EXCHANGE_HEADER,
+  isFastTransactionCode,
+  negotiateVersion,
+  parseAuth0Response,
+  parseAuth1Response,
+  parseSelectResponse,
+  TRANSACTION_ID_LENGTH,
+  transactionContext,
+  verifyDeviceAuthentication,
+  type Auth0Command,
+  type ControlFlowReason,
+  type SignatureContext,
+  type TransactionCode,
+} from '../../protocol/transaction.js';
+import type { ReaderTransport } from '../nfc/contactless.js';
+import { NfcLinkError } from '../nfc/nfc-link.js';
+import type { VehicleEcu } from './vehicle-ecu.js';
+import type {
+  DriveLimits,
+  ReaderLocation,
+  TransactionEvent,
+  TransactionReason,
+  TransactionResult,
+  TransactionType,
+  VehicleEventLog,
+} from './vehicle-events.js';
+import type { EndpointEntry, VehicleKeyList } from './vehicle-key-list.js';
+
+/** What each reader offers **[stand-in]**: engine start only from inside the car (console). */
+export const READER_ACTIONS: Readonly<Record<ReaderLocation, readonly TransactionCode[]>> = {
+  door: ['unlock', 'lock'],
+  console: ['engine-start', 'unlock', 'lock'],
+  trunk: ['trunk', 'unlock', 'lock'],
+};
+
+/** Everything a reader needs from its car. The vehicle key stays behind `signReader`. */
+export interface ReaderContext {
+  readonly vehicleIdentifier: Buffer;
+  readonly vehiclePublicPoint: Buffer;
+  readonly manufacturer: number;
+  readonly expressMode: boolean;
+  readonly versions: readonly number[];
+  readonly profile: KeyIdentifierProfile;
+  readonly keyList: VehicleKeyList;
+  readonly log: VehicleEventLog;
+  readonly ecu: VehicleEcu;
+  readonly clock: () => number;
+  readonly utcOffsetMinutes: number;
+  readonly ephemeralKeys: () => EphemeralKeyPair;
+  readonly transactionIds: () => Buffer;
+  signReader(context: SignatureContext): Buffer;
+}
+
+const SELECT_COMMAND = encodeSelectCommand();
+const MAILBOX_HEADER_LENGTH =
+  PRIVATE_MAILBOX_LAYOUT.keyListVersion.length + PRIVATE_MAILBOX_LAYOUT.revocationRelay.length;
+/** One read of the key-list version and the revocation relay (§4.7), the same in every transaction. */
+const MAILBOX_HEADER_REQUEST = encodeMailboxRequest({
+  operations: [{ kind: 'read', offset: PRIVATE_MAILBOX_LAYOUT.keyListVersion.offset, length: MAILBOX_HEADER_LENGTH }],
+  more: false,
+});
+
+/** The device answered with an error status. */
+class DeviceRefusal extends Error {
+  constructor(readonly sw: number) {
+    super(`device answered ${swHex(sw)}`);
+  }
+}
+
+function okData(response: Buffer): Buffer {
+  const { data, sw } = parseResponseApdu(response);
+  if (sw !== SW.OK) throw new DeviceRefusal(sw);
+  return data;
+}
+
+function driveLimitsOf(entitlements: Entitlements): DriveLimits | undefined {
+  const limits: DriveLimits = {
+    ...(entitlements.maxSpeedKmh === undefined ? {} : { maxSpeedKmh: entitlements.maxSpeedKmh }),
+    ...(entitlements.maxPowerPercent === undefined ? {} : { maxPowerPercent: entitlements.maxPowerPercent }),
+    ...(entitlements.maxVolume === undefined ? {} : { maxVolume: entitlements.maxVolume }),
+  };
+  return Object.keys(limits).length > 0 ? limits : undefined;
+}
+
+/** A malformed relay is ignored, not fatal: the transaction itself was authenticated. */
+function readRevocationRelay(header: Buffer): { version: bigint; keyIdentifiers: Buffer[] } | undefined {
+  try {
+    return {
+      version: decodeKeyListVersion(header.subarray(0, PRIVATE_MAILBOX_LAYOUT.keyListVersion.length)),
+      keyIdentifiers: decodeRevocationRelay(header.subarray(PRIVATE_MAILBOX_LAYOUT.revocationRelay.offset)),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+interface Outcome {
+  readonly result: TransactionResult;
+  readonly reason: TransactionReason;
+  readonly driveLimits?: DriveLimits;
+  readonly deviceNotified?: boolean;
+  readonly detail?: string;
+}
+
+/**
+ * One NFC reader of the car (§4): polls with the ECP frame, then runs a fast transaction when
+ * the action allows it and a stored Kpersistent matches, the standard one otherwise (on the same
+ * ephemerals), reads the owner's mailbox header, decides, drives the ECU and tells the device
+ * the outcome with CONTROL FLOW. Every decision goes to the car's event log.
+ */
+export class VehicleReader {
+  readonly readerId: Buffer;
+  /** ECP frame of §4.1 this reader emits to wake phones. */
+  readonly pollingFrame: Buffer;
+  readonly #context: ReaderContext;
+
+  constructor(
+    readonly location: ReaderLocation,
+    context: ReaderContext,
+  ) {
+    this.#context = context;
+    this.readerId = readerIdentifier(context.vehicleIdentifier, u64(READER_LOCATION[location]));
+    this.pollingFrame = encodeEcpFrame({
+      presentAutomatically: true,
+      noAuthRequired: context.expressMode,
+      subtype: ECP_SUBTYPE.WITH_READER_ID,
+      tci: encodeCarTci({ manufacturer: context.manufacturer, location: READER_LOCATION[location] }),
+      readerGroupId: context.vehicleIdentifier,
+    });
+  }
+
+  get actions(): readonly TransactionCode[] {
+    return READER_ACTIONS[this.location];
+  }
+
+  /** Runs one transaction for `action` over `transport`; resolves with the logged event. */
+  async transact(transport: ReaderTransport, action: TransactionCode): Promise<TransactionEvent> {
+    if (!this.actions.includes(action)) {
+      throw new RangeError(`the ${this.location} reader does not offer ${action}`);
+    }
+    const c = this.#context;
+    const started = process.hrtime.bigint();
+    let transaction: TransactionType = 'none';
+    let endpoint: EndpointEntry | undefined;
+
+    const finish = (outcome: Outcome): TransactionEvent => {
+      const event: TransactionEvent = {
+        kind: 'transaction',
+        at: c.clock(),
+        reader: this.location,
+        action,
+        transaction,
+        result: outcome.result,
+        reason: outcome.reason,
+        ...(endpoint ? { keyId: endpoint.keyId, role: endpoint.role } : {}),
+        durationMicros: Number(process.hrtime.bigint() - started) / 1000,
+        ...(outcome.driveLimits ? { driveLimits: outcome.driveLimits } : {}),
+        deviceNotified: outcome.deviceNotified ?? false,
+        ...(outcome.detail ? { detail: outcome.detail } : {}),
+      };
+      c.log.append(event);
+      return event;
+    };
+    const notify = async (success: boolean, reason: ControlFlowReason): Promise<boolean> => {
+      try {
+        return (
+          parseResponseApdu(await transport.transceive(encodeControlFlowCommand({ success, reason }))).sw === SW.OK
+        );
+      } catch {
+        return false;
+      }
+    };
+    const deny = async (reason: TransactionReason, controlFlow: ControlFlowReason, detail?: string) =>
+      finish({
+        result: 'denied',
+        reason,
+        deviceNotified: await notify(false, controlFlow),
+        ...(detail ? { detail } : {}),
+      });
+
+    try {
+      if (!(await transport.poll(this.pollingFrame))) return finish({ result: 'failed', reason: 'no-device' });
+      const deviceVersions = parseSelectResponse(okData(await transport.transceive(SELECT_COMMAND)));
+      let selectedVersion: number;
+      try {
+        selectedVersion = negotiateVersion(c.versions, deviceVersions);
+      } catch {
+        return finish({ result: 'failed', reason: 'no-common-version' });
+      }
+
+      // AUTH0: fresh ephemeral and transaction id; fast only for unlock, lock, trunk (§4.4).
+      const requestFast = isFastTransactionCode(action);
+      const ephemeral = c.ephemeralKeys();
+      const transactionId = c.transactionIds();
+      if (transactionId.length !== TRANSACTION_ID_LENGTH) throw new RangeError('transaction id must be 16 bytes');
+      const auth0: Auth0Command = {
+        requestFast,
+        transactionCode: action,
+        selectedVersion,
+        readerEphemeralPublicKey: ephemeral.publicPoint,
+        transactionId,
+        readerId: this.readerId,
+      };
+      const auth0Response = parseAuth0Response(okData(await transport.transceive(encodeAuth0Command(auth0))));
+      const context = transactionContext(auth0, auth0Response, deviceVersions);
+
+      let channel: SecureChannel | undefined;
+      if (requestFast && auth0Response.cryptogram) {
+        const match = c.keyList.matchFast(context, c.vehiclePublicPoint, auth0Response.cryptogram);
+        if (match) {
+          transaction = 'fast';
+          endpoint = match.entry;
+          channel = SecureChannel.afterFast(match.keys, 'reader');
+        }
+      }
+
+      if (!channel) {
+        // Standard transaction (§4.3), on the same ephemerals.
+        transaction = 'standard';
+        const auth1Response = await transport.transceive(encodeAuth1Command(c.signReader(context)));
+        const { sw } = parseResponseApdu(auth1Response);
+        if (sw !== SW.OK) throw new DeviceRefusal(sw);
+        const keys = deriveStandardKeys(ephemeral.sharedSecretX(auth0Response.endpointEphemeralPublicKey), context);
+        channel = SecureChannel.afterAuth1(keys, 'reader');
+        const identity = parseAuth1Response(channel.unwrapResponseApdu(auth1Response), c.profile);
+        const claimed = identity.keyIdentifier.toString('hex');
+        const entry = c.keyList.get(claimed);
+        if (!entry) {
+          if (c.keyList.isDenied(claimed)) return await deny('key-revoked', 'key-suspended-or-revoked', claimed);
+          return await deny('key-unknown', 'key-unknown', claimed);
+        }
+        if (!verifyDeviceAuthentication(entry.publicKey, context, identity.deviceSignature)) {
+          return await deny('bad-device-signature', 'key-unknown', claimed);
+        }
+        endpoint = entry;
+        if (entry.state === 'terminated' || c.keyList.isDenied(entry.keyId)) {
+          return await deny('key-revoked', 'key-suspended-or-revoked');
+        }
+        if (entry.state === 'suspended') return await deny('key-suspended', 'key-suspended-or-revoked');
+        if (entry.state === 'pending') return await deny('key-pending', 'key-unknown');
+        c.keyList.storeKpersistent(entry, keys.kpersistent);
+      }
+      if (!endpoint) throw new ProtocolError('bad-state', 'no endpoint after authentication');
+
+      // EXCHANGE: the owner's mailbox may carry revocations for an offline car (§4.7, §5).
+      const exchangeResponse = await transport.transceive(channel.wrapCommand(EXCHANGE_HEADER, MAILBOX_HEADER_REQUEST));
+      const mailbox = parseMailboxResponse(channel.unwrapResponseApdu(exchangeResponse));
+      const header = mailbox.status === 'ok' ? mailbox.reads[0] : undefined;
+      if (endpoint.role === 'owner' && header?.length === MAILBOX_HEADER_LENGTH) {
+        const relay = readRevocationRelay(header);
+        if (relay) c.keyList.applyRevocationRelay(endpoint, relay.version, relay.keyIdentifiers);
+      }
+      if (endpoint.state !== 'active') return await deny('key-revoked', 'key-suspended-or-revoked', 'relayed');
+
+      const nowMs = c.clock();
+      const local = new Date(nowMs + c.utcOffsetMinutes * 60_000);
+      const decision = evaluateEntitlements(
+        endpoint.entitlements,
+        action,
+        Math.floor(nowMs / 1000),
+        local.getUTCHours() * 60 + local.getUTCMinutes(),
+        (((local.getUTCDay() + 6) % 7) + 1) as IsoWeekday,
+      );
+      if (!decision.allowed) return await deny(decision.reason, 'entitlement-denied');
+
+      const driveLimits = action === 'engine-start' ? driveLimitsOf(endpoint.entitlements) : undefined;
+      c.ecu.actuate(action, driveLimits);
+      return finish({
+        result: 'granted',
+        reason: 'none',
+        deviceNotified: await notify(true, 'none'),
+        ...(driveLimits ? { driveLimits } : {}),
+      });
+    } catch (error) {
+      // The half transaction is discarded: nothing was actuated.
+      if (error instanceof NfcLinkError) {
+        return finish({ result: 'failed', reason: error.failure === 'timeout' ? 'timeout' : 'field-lost' });
+      }
+      if (error instanceof DeviceRefusal)
+        return finish({ result: 'failed', reason: 'device-refused', detail: error.message });
+      if (error instanceof ProtocolError) {
+        const reason =
+          error.code === 'bad-mac' || error.code === 'bad-state' ? 'secure-channel-failure' : 'protocol-error';
+        return finish({ result: 'failed', reason, deviceNotified: await notify(false, 'none'), detail: error.message });
+      }
+      throw error;
+    }
+  }
+}
