@@ -217,6 +217,31 @@ describe('owner pairing and key registration (server side)', () => {
     expect(state).toBe('active');
   });
 
+  it('honours Idempotency-Key on partner registration: replay, mismatch, and per-partner scope', async () => {
+    const target = await car(7);
+    await startPairing(target.vin);
+    const { chain } = await chainFor(target.vehicleIdentifier);
+    const send = (certificateChain: string[]) =>
+      mtlsRequest<Registration>(system, 'POST', '/partner/v1/keys', {
+        identity: system.pki.partner,
+        body: { vehicleId: target.vehicleIdentifier, role: 'owner', certificateChain },
+        headers: { 'idempotency-key': 'register-7' },
+      });
+    const first = await send(chain);
+    const replay = await send(chain);
+    expect(first.status).toBe(201);
+    expect(replay.status).toBe(201);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.body.keyId).toBe(first.body.keyId);
+    expect(replay.body.ktsReceipt.signature).toBe(first.body.ktsReceipt.signature);
+    const other = await send((await chainFor(target.vehicleIdentifier)).chain);
+    expect(other.status).toBe(422);
+    const rows = await system.server.dataSource.query<Array<{ principal: string }>>(
+      `SELECT principal FROM idempotency_keys WHERE key = 'register-7'`,
+    );
+    expect(rows).toEqual([{ principal: 'partner:device-oem' }]);
+  });
+
   it('refuses bad registrations with clear 4xx problems, records nothing, and audits each', async () => {
     const target = await car(5);
     const before = await keyCount();
