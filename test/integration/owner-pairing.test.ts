@@ -215,6 +215,11 @@ describe('owner pairing and key registration (server side)', () => {
       (s) => s === 'active',
     );
     expect(state).toBe('active');
+    // Another partner cannot see it: absent, not forbidden.
+    const foreign = await mtlsRequest(system, 'GET', `/partner/v1/keys/${res.body.keyId}`, {
+      identity: system.pki.otherPartner,
+    });
+    expect(foreign.status).toBe(404);
   });
 
   it('honours Idempotency-Key on partner registration: replay, mismatch, and per-partner scope', async () => {

@@ -27,6 +27,8 @@ export interface ClientIdentity {
 export interface TestPki {
   set: PkiSet;
   partner: ClientIdentity;
+  /** A second allow-listed Device OEM partner ("other-oem"), for tenant-isolation tests. */
+  otherPartner: ClientIdentity;
   /** Issues a client certificate from one of the test CAs. */
   issueClient(options: {
     issuer: 'device-oem' | 'vehicle-root' | 'unknown';
@@ -56,9 +58,17 @@ export async function createTestPki(): Promise<TestPki> {
     'device-oem': await loadCertificateAuthority(set.deviceOemCaCert, set.deviceOemCaKey),
     'vehicle-root': await loadCertificateAuthority(set.vehicleOemRootCert, set.vehicleOemRootKey),
   };
+  const otherKeys = await generateEcKeyPair();
+  const otherCert = await issueCertificate({
+    profile: 'tls-client',
+    commonName: 'other-oem-client',
+    publicKey: otherKeys.publicKey,
+    issuer: authorities['device-oem'],
+  });
   return {
     set,
     partner: { certPem: set.deviceOemClientCert, keyPem: set.deviceOemClientKey },
+    otherPartner: { certPem: otherCert.toString('pem'), keyPem: await privateKeyToPem(otherKeys.privateKey) },
     async issueClient(options) {
       unknownCa ??= await makeUnknownCa();
       const issuer = options.issuer === 'unknown' ? unknownCa : authorities[options.issuer];
@@ -105,7 +115,10 @@ export function testConfig(pki: TestPki, database: TestDatabase, options: TestCo
     },
     {
       pki: pkiMaterialFromSet(pki.set),
-      defaultPartners: [{ name: 'device-oem', fingerprint: fingerprintOf(pki.set.deviceOemClientCert) }],
+      defaultPartners: [
+        { name: 'device-oem', fingerprint: fingerprintOf(pki.set.deviceOemClientCert) },
+        { name: 'other-oem', fingerprint: fingerprintOf(pki.otherPartner.certPem) },
+      ],
     },
   );
 }
