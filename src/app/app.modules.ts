@@ -12,7 +12,7 @@ import type { AppConfig } from '../config/config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import { OperationsModule } from '../health/health.module.js';
 import { AppMetrics } from '../metrics/metrics.js';
-import { PartnerKeysModule } from '../keys/keys.module.js';
+import { KeysModule, PartnerKeysModule } from '../keys/keys.module.js';
 import { PairingModule } from '../pairing/pairing.module.js';
 import { PartnerModule } from '../partner/partner.module.js';
 import { VehicleChannelModule } from '../telematics/telematics.module.js';
@@ -75,6 +75,7 @@ export class AdminModule {
         ProcessModule.forRoot(resources),
         VehiclesModule,
         PairingModule,
+        KeysModule,
         AccessProfilesModule,
         AuditApiModule,
         OperationsModule,

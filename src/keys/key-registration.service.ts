@@ -15,6 +15,7 @@ import { encodeKtsReceipt, ktsReceiptMessage } from '../protocol/kts-receipt.js'
 import { CommandOutboxService } from '../telematics/command-outbox.service.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { DigitalKey } from './digital-key.entity.js';
+import { KeyLifecycleService } from './key-lifecycle.service.js';
 import type { KeyRegistrationResponse, PartnerKeyResponse, RegisterKeyDto } from './dto/key-registration.dto.js';
 
 const LIVE_STATES = ['pending', 'active', 'suspended'] as const;
@@ -55,6 +56,7 @@ export class KeyRegistrationService {
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
     private readonly outbox: CommandOutboxService,
+    private readonly lifecycle: KeyLifecycleService,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.chains = new EndpointChainVerifier(config.pki.vehicleOemRootCertPem);
@@ -128,6 +130,7 @@ export class KeyRegistrationService {
         .getOne();
       const currentOwner = await manager.findOne(DigitalKey, {
         where: { vehicleId: vehicle.id, role: 'owner', state: In([...LIVE_STATES]) },
+        lock: { mode: 'pessimistic_write' },
       });
       if (!session) {
         throw new ProblemException(
@@ -158,25 +161,13 @@ export class KeyRegistrationService {
       await manager.update(PairingSession, { id: session.id }, { status: 'completed', ownerKeyId: created.id });
       if (currentOwner) {
         // Owner device change: the old owner key goes through the normal revocation path.
-        await manager.update(
-          DigitalKey,
-          { id: currentOwner.id },
-          { state: 'terminating', version: currentOwner.version + 1 },
+        await this.lifecycle.terminateWithin(
+          manager,
+          currentOwner,
+          vehicle,
+          context,
+          `owner device changed to ${created.keyIdentifier} under pairing session ${session.id}`,
         );
-        const revoke = await this.outbox.enqueue(manager, {
-          vehicleId: vehicle.id,
-          command: 'SET_STATE',
-          fields: { keyId: currentOwner.keyIdentifier, state: 'terminated' },
-          changesKeyList: true,
-          correlationId: context.correlationId,
-        });
-        await this.audit.append(manager, {
-          actor: context.actor,
-          action: 'key.owner-replaced',
-          subject: { type: 'key', id: currentOwner.keyIdentifier },
-          details: { newOwnerKeyId: created.keyIdentifier, sessionId: session.id, seq: revoke.seq },
-          correlationId: context.correlationId,
-        });
       }
       const add = await this.outbox.enqueue(manager, {
         vehicleId: vehicle.id,

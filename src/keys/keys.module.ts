@@ -1,13 +1,23 @@
 import { Module } from '@nestjs/common';
 import { AuditModule } from '../audit/audit.module.js';
 import { TelematicsModule } from '../telematics/telematics.module.js';
+import { KeyLifecycleService } from './key-lifecycle.service.js';
 import { KeyRegistrationService } from './key-registration.service.js';
+import { KeysController } from './keys.controller.js';
 import { PartnerKeysController } from './partner-keys.controller.js';
 
-/** Partner-facing key routes of the mTLS listener. */
+/** Key registration and lifecycle, without routes. */
 @Module({
   imports: [AuditModule, TelematicsModule],
-  controllers: [PartnerKeysController],
-  providers: [KeyRegistrationService],
+  providers: [KeyRegistrationService, KeyLifecycleService],
+  exports: [KeyRegistrationService, KeyLifecycleService],
 })
+export class KeysCoreModule {}
+
+/** Partner-facing key routes of the mTLS listener. */
+@Module({ imports: [KeysCoreModule], controllers: [PartnerKeysController] })
 export class PartnerKeysModule {}
+
+/** Operator key routes of the admin listener. */
+@Module({ imports: [KeysCoreModule], controllers: [KeysController] })
+export class KeysModule {}

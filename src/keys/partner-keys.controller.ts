@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Param, Post, Req, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Req, UseGuards } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { MtlsPrincipalGuard, RequirePrincipal, type MtlsRequest } from '../common/auth/mtls-principal.guard.js';
 import type { Principal } from '../common/auth/principal.js';
@@ -11,6 +11,9 @@ import {
   RegisterKeyDto,
 } from './dto/key-registration.dto.js';
 import { KeyRegistrationService } from './key-registration.service.js';
+import { KeyLifecycleRequestDto } from './dto/key-lifecycle.dto.js';
+import { KeyLifecycleService } from './key-lifecycle.service.js';
+import type { KeyOperation } from './key-state-machine.js';
 
 function partnerOf(request: MtlsRequest): string {
   const principal: Principal | undefined = request.principal;
@@ -24,7 +27,10 @@ function partnerOf(request: MtlsRequest): string {
 @RequirePrincipal('partner')
 @Controller('partner/v1/keys')
 export class PartnerKeysController {
-  constructor(private readonly registration: KeyRegistrationService) {}
+  constructor(
+    private readonly registration: KeyRegistrationService,
+    private readonly lifecycle: KeyLifecycleService,
+  ) {}
 
   @Post()
   @ApiOperation({
@@ -45,6 +51,72 @@ export class PartnerKeysController {
     @Context() context: RequestContext,
   ): Promise<KeyRegistrationResponse> {
     return this.registration.register(partnerOf(request), body, context);
+  }
+
+  @Post(':keyId/suspend')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Suspend a key (lost device)', description: 'Only keys this partner registered.' })
+  @ApiResponse({ status: 200, type: PartnerKeyResponse, description: 'Suspended.' })
+  @ApiIdempotencyKey()
+  @ApiProblems(400, 403, 404, 409, 422)
+  suspend(
+    @Req() request: MtlsRequest,
+    @Param() params: KeyIdParamDto,
+    @Body() body: KeyLifecycleRequestDto,
+    @Context() context: RequestContext,
+  ) {
+    return this.lifecycleFor(request, params.keyId, 'suspend', context, body.reason);
+  }
+
+  @Post(':keyId/resume')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Resume a key (device found)', description: 'Only keys this partner registered.' })
+  @ApiResponse({ status: 200, type: PartnerKeyResponse, description: 'Resumed.' })
+  @ApiIdempotencyKey()
+  @ApiProblems(400, 403, 404, 409, 422)
+  resume(
+    @Req() request: MtlsRequest,
+    @Param() params: KeyIdParamDto,
+    @Body() body: KeyLifecycleRequestDto,
+    @Context() context: RequestContext,
+  ) {
+    return this.lifecycleFor(request, params.keyId, 'resume', context, body.reason);
+  }
+
+  @Post(':keyId/terminate')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Terminate a key (deleted in the wallet)',
+    description: 'Only keys this partner registered.',
+  })
+  @ApiResponse({ status: 200, type: PartnerKeyResponse, description: 'Terminating until the car acknowledges.' })
+  @ApiIdempotencyKey()
+  @ApiProblems(400, 403, 404, 409, 422)
+  terminate(
+    @Req() request: MtlsRequest,
+    @Param() params: KeyIdParamDto,
+    @Body() body: KeyLifecycleRequestDto,
+    @Context() context: RequestContext,
+  ) {
+    return this.lifecycleFor(request, params.keyId, 'terminate', context, body.reason);
+  }
+
+  private async lifecycleFor(
+    request: MtlsRequest,
+    keyId: string,
+    operation: KeyOperation,
+    context: RequestContext,
+    reason?: string,
+  ): Promise<PartnerKeyResponse> {
+    const view = await this.lifecycle.apply(keyId, operation, context, { partner: partnerOf(request) }, reason);
+    return {
+      keyId: view.keyId,
+      vehicleId: view.vehicleId,
+      role: view.role,
+      state: view.state,
+      createdAt: view.createdAt,
+      updatedAt: view.updatedAt,
+    };
   }
 
   @Get(':keyId')

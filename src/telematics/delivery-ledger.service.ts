@@ -107,6 +107,26 @@ export class DeliveryLedgerService {
         }
         break;
       }
+      case 'SET_STATE': {
+        if (delivery.fields.state !== 'terminated') break;
+        // The car dropped the endpoint and its Kpersistent: the revocation is complete.
+        const [terminated] = await manager.query<[Array<{ id: string }>, number]>(
+          `UPDATE digital_keys SET state = 'terminated', version = version + 1, updated_at = now()
+            WHERE vehicle_id = $1 AND key_identifier = $2 AND state = 'terminating'
+        RETURNING id`,
+          [vehicle.id, delivery.fields.keyId],
+        );
+        if (terminated.length > 0) {
+          await this.audit.append(manager, {
+            actor: { type: 'vehicle', id: vehicle.vin },
+            action: 'key.terminated',
+            subject: { type: 'key', id: delivery.fields.keyId ?? '' },
+            details: { seq: delivery.seq },
+            correlationId: delivery.correlationId,
+          });
+        }
+        break;
+      }
       default:
         break;
     }

@@ -1,4 +1,4 @@
-import { X509Certificate, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueCertificate, loadCertificateAuthority, importPublicPoint } from '../../src/pki/certificate-issuer.js';
 import { issueEndpointCertificate } from '../../src/pki/endpoint-certificate.js';
@@ -8,31 +8,13 @@ import { decodeKtsReceipt, ktsReceiptMessage } from '../../src/protocol/kts-rece
 import { deriveVerifierFromPassword } from '../../src/protocol/spake2plus-password.js';
 import { adminRequest, eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
 import { TestCar } from '../support/test-car.js';
-
-interface PairingResponse {
-  sessionId: string;
-  password: string;
-  expiresAt: string;
-  scrypt: { N: number; r: number; p: number };
-  verifierDelivery: { id: string; seq: number };
-}
-
-interface Registration {
-  keyId: string;
-  state: string;
-  role: string;
-  ktsReceipt: { issuedAtMs: number; signature: string; encoded: string };
-}
-
-const der = (pem: string) => Buffer.from(new X509Certificate(pem).raw);
-
-function endpointKey(): Buffer {
-  const spki = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({
-    type: 'spki',
-    format: 'der',
-  });
-  return Buffer.from(spki.subarray(spki.length - 65));
-}
+import {
+  certificateDer,
+  endpointChain,
+  newEndpointPoint,
+  startPairing as startOwnerPairing,
+  type Registration,
+} from '../support/owner-key.js';
 
 describe('owner pairing and key registration (server side)', () => {
   let system: TestSystem;
@@ -65,37 +47,10 @@ describe('owner pairing and key registration (server side)', () => {
     return created;
   }
 
-  async function startPairing(vin: string): Promise<PairingResponse> {
-    const res = await adminRequest<PairingResponse>(system, 'POST', `/v1/vehicles/${vin}/owner-pairing`, {
-      token: operator,
-      body: {},
-    });
-    expect(res.status).toBe(201);
-    return res.body;
-  }
+  const startPairing = (vin: string) => startOwnerPairing(system, vin);
 
-  async function chainFor(
-    vehicleIdentifier: string,
-    options: { key?: Buffer; notAfter?: Date; notBefore?: Date } = {},
-  ) {
-    const instance = await loadCertificateAuthority(system.pki.set.instanceCaCert, system.pki.set.instanceCaKey);
-    const key = options.key ?? endpointKey();
-    const endpoint = await issueEndpointCertificate({
-      instanceCa: instance,
-      endpointPublicKey: key,
-      vehicleIdentifier: Buffer.from(vehicleIdentifier, 'hex'),
-      role: 'owner',
-      notBefore: options.notBefore,
-      notAfter: options.notAfter,
-    });
-    return {
-      key,
-      endpoint,
-      chain: [endpoint, der(system.pki.set.instanceCaCert), der(system.pki.set.deviceOemCaCrossCert)].map((c) =>
-        c.toString('base64'),
-      ),
-    };
-  }
+  const chainFor = (vehicleIdentifier: string, options: { notBefore?: Date; notAfter?: Date } = {}) =>
+    endpointChain(system, vehicleIdentifier, options);
 
   const register = (vehicleId: string, certificateChain: string[]) =>
     mtlsRequest<Registration>(system, 'POST', '/partner/v1/keys', {
@@ -259,13 +214,15 @@ describe('owner pairing and key registration (server side)', () => {
     const foreignInstance = await loadCertificateAuthority(other.instanceCaCert, other.instanceCaKey);
     const foreignEndpoint = await issueEndpointCertificate({
       instanceCa: foreignInstance,
-      endpointPublicKey: endpointKey(),
+      endpointPublicKey: newEndpointPoint(),
       vehicleIdentifier: Buffer.from(target.vehicleIdentifier, 'hex'),
       role: 'owner',
     });
     const foreign = await register(
       target.vehicleIdentifier,
-      [foreignEndpoint, der(other.instanceCaCert), der(other.deviceOemCaCrossCert)].map((c) => c.toString('base64')),
+      [foreignEndpoint, certificateDer(other.instanceCaCert), certificateDer(other.deviceOemCaCrossCert)].map((c) =>
+        c.toString('base64'),
+      ),
     );
     expect(foreign.status).toBe(400);
     expect(foreign.text).toContain('untrusted');
@@ -283,7 +240,7 @@ describe('owner pairing and key registration (server side)', () => {
     const mismatched = await issueCertificate({
       profile: 'endpoint',
       commonName: 'deadbeefdeadbeef',
-      publicKey: await importPublicPoint(endpointKey()),
+      publicKey: await importPublicPoint(newEndpointPoint()),
       issuer: instance,
       vehicleIdentifier: Buffer.from(target.vehicleIdentifier, 'hex'),
       keyRole: 'owner',
@@ -292,8 +249,8 @@ describe('owner pairing and key registration (server side)', () => {
       target.vehicleIdentifier,
       [
         Buffer.from(mismatched.rawData),
-        der(system.pki.set.instanceCaCert),
-        der(system.pki.set.deviceOemCaCrossCert),
+        certificateDer(system.pki.set.instanceCaCert),
+        certificateDer(system.pki.set.deviceOemCaCrossCert),
       ].map((c) => c.toString('base64')),
     );
     expect(mismatchRes.status).toBe(400);

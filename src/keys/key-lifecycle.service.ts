@@ -1,0 +1,221 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource, In, type EntityManager } from 'typeorm';
+import { AuditService } from '../audit/audit.service.js';
+import { ProblemException } from '../common/errors/problem.js';
+import type { RequestContext } from '../common/request/request-context.js';
+import { CommandOutboxService } from '../telematics/command-outbox.service.js';
+import { Delivery } from '../telematics/delivery.entity.js';
+import { Vehicle } from '../vehicles/vehicle.entity.js';
+import { DigitalKey } from './digital-key.entity.js';
+import type { KeyView, TimelineEntry, TimelineResponse } from './dto/key-lifecycle.dto.js';
+import { carStateFor, transition, type KeyOperation } from './key-state-machine.js';
+
+const AUDIT_ACTION: Record<KeyOperation, string> = {
+  suspend: 'key.suspended',
+  resume: 'key.resumed',
+  terminate: 'key.terminating',
+};
+
+export function toKeyView(key: DigitalKey, vehicle: Pick<Vehicle, 'vehicleIdentifier' | 'vin'>): KeyView {
+  return {
+    keyId: key.keyIdentifier,
+    vehicleId: vehicle.vehicleIdentifier,
+    vin: vehicle.vin,
+    role: key.role,
+    state: key.state,
+    version: key.version,
+    partner: key.partner,
+    createdAt: key.createdAt.toISOString(),
+    updatedAt: key.updatedAt.toISOString(),
+  };
+}
+
+export interface LifecycleScope {
+  /** A partner acts only on keys it registered; others are reported absent. */
+  partner?: string;
+}
+
+/**
+ * Suspend, resume and terminate (PROTOCOL.md §5): every initiator goes through the same state
+ * machine and the same delivery path. One transaction per request: lock the vehicle, then the
+ * key; bump `version`; write SET_STATE for the car into the outbox; append the audit row.
+ * Terminating an owner key terminates its friends' keys too, friends first.
+ */
+@Injectable()
+export class KeyLifecycleService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly audit: AuditService,
+    private readonly outbox: CommandOutboxService,
+  ) {}
+
+  async apply(
+    keyIdentifier: string,
+    operation: KeyOperation,
+    context: RequestContext,
+    scope: LifecycleScope = {},
+    reason?: string,
+  ): Promise<KeyView> {
+    return this.dataSource.transaction(async (manager) => {
+      const { key, vehicle } = await this.lockKey(manager, keyIdentifier, scope);
+      if (operation === 'terminate' && key.role === 'owner') {
+        const friends = await manager.find(DigitalKey, {
+          where: { ownerKeyId: key.id, state: In(['pending', 'active', 'suspended']) },
+          order: { createdAt: 'ASC' },
+          lock: { mode: 'pessimistic_write' },
+        });
+        for (const friend of friends)
+          await this.change(
+            manager,
+            friend,
+            vehicle,
+            'terminate',
+            context,
+            `owner key ${key.keyIdentifier} terminated`,
+          );
+      }
+      await this.change(manager, key, vehicle, operation, context, reason);
+      return toKeyView(key, vehicle);
+    });
+  }
+
+  /** Resale or theft: terminates every live key of the vehicle, friends before owners. */
+  async terminateAll(vin: string, confirm: string, context: RequestContext, reason?: string): Promise<KeyView[]> {
+    if (confirm !== vin) throw new ProblemException('validation-failed', 'confirm must repeat the VIN of the vehicle');
+    return this.dataSource.transaction(async (manager) => {
+      const vehicle = await manager.findOne(Vehicle, { where: { vin }, lock: { mode: 'pessimistic_write' } });
+      if (!vehicle) throw new ProblemException('not-found', `vehicle ${vin} does not exist`);
+      const keys = await manager.find(DigitalKey, {
+        where: { vehicleId: vehicle.id, state: In(['pending', 'active', 'suspended']) },
+        order: { role: 'DESC', createdAt: 'ASC' },
+        lock: { mode: 'pessimistic_write' },
+      });
+      for (const key of keys) await this.change(manager, key, vehicle, 'terminate', context, reason ?? 'terminate-all');
+      return keys.map((key) => toKeyView(key, vehicle));
+    });
+  }
+
+  async get(keyIdentifier: string): Promise<KeyView> {
+    const key = await this.dataSource
+      .getRepository(DigitalKey)
+      .findOne({ where: { keyIdentifier }, relations: { vehicle: true } });
+    if (!key?.vehicle) throw new ProblemException('not-found', `key ${keyIdentifier} does not exist`);
+    return toKeyView(key, key.vehicle);
+  }
+
+  /** Every state change and every hop of a key, oldest first. */
+  async timeline(keyIdentifier: string): Promise<TimelineResponse> {
+    const key = await this.dataSource.getRepository(DigitalKey).findOneBy({ keyIdentifier });
+    if (!key) throw new ProblemException('not-found', `key ${keyIdentifier} does not exist`);
+    const audits = await this.audit.list({ subjectType: 'key', subjectId: keyIdentifier, limit: 1_000 });
+    const deliveries = await this.dataSource
+      .getRepository(Delivery)
+      .createQueryBuilder('d')
+      .where('d.vehicle_id = :vehicleId', { vehicleId: key.vehicleId })
+      .andWhere(`d.fields ->> 'keyId' = :keyId`, { keyId: keyIdentifier })
+      .orderBy('d.seq', 'ASC')
+      .getMany();
+    const entries: TimelineEntry[] = audits.map((row) => ({
+      at: row.occurredAt.toISOString(),
+      source: 'audit',
+      event: row.action,
+      details: { actor: `${row.actorType}:${row.actorId}`, ...row.details },
+    }));
+    for (const delivery of deliveries) {
+      const base = {
+        seq: delivery.seq,
+        command: delivery.command,
+        state: delivery.fields.state,
+        deliveryId: delivery.id,
+      };
+      entries.push({
+        at: delivery.createdAt.toISOString(),
+        source: 'delivery',
+        event: 'command.queued',
+        details: base,
+      });
+      if (delivery.sentAt)
+        entries.push({ at: delivery.sentAt.toISOString(), source: 'delivery', event: 'command.sent', details: base });
+      if (delivery.ackedAt) {
+        entries.push({
+          at: delivery.ackedAt.toISOString(),
+          source: 'delivery',
+          event: 'command.acked-by-car',
+          details: base,
+        });
+      } else if (delivery.status !== 'acked') {
+        entries.push({
+          at: delivery.updatedAt.toISOString(),
+          source: 'delivery',
+          event: `command.${delivery.status}`,
+          details: {
+            ...base,
+            attempts: delivery.attempts,
+            lastError: delivery.lastError,
+            nextAttemptAt: delivery.nextAttemptAt.toISOString(),
+          },
+        });
+      }
+    }
+    entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    return { keyId: keyIdentifier, entries };
+  }
+
+  private async lockKey(manager: EntityManager, keyIdentifier: string, scope: LifecycleScope) {
+    const found = await manager.findOne(DigitalKey, {
+      where: { keyIdentifier },
+      select: { id: true, vehicleId: true, partner: true },
+    });
+    if (!found || (scope.partner !== undefined && found.partner !== scope.partner)) {
+      throw new ProblemException('not-found', `key ${keyIdentifier} does not exist`);
+    }
+    // Lock order everywhere: the vehicle row first, then its keys.
+    const vehicle = await manager.findOneOrFail(Vehicle, {
+      where: { id: found.vehicleId },
+      lock: { mode: 'pessimistic_write' },
+    });
+    const key = await manager.findOneOrFail(DigitalKey, {
+      where: { id: found.id },
+      lock: { mode: 'pessimistic_write' },
+    });
+    return { key, vehicle };
+  }
+
+  /** Terminates a key inside the caller's transaction (the vehicle row must already be locked). */
+  terminateWithin(manager: EntityManager, key: DigitalKey, vehicle: Vehicle, context: RequestContext, reason: string) {
+    return this.change(manager, key, vehicle, 'terminate', context, reason);
+  }
+
+  private async change(
+    manager: EntityManager,
+    key: DigitalKey,
+    vehicle: Vehicle,
+    operation: KeyOperation,
+    context: RequestContext,
+    reason?: string,
+  ): Promise<void> {
+    const result = transition(key.state, operation);
+    if (!result.ok) {
+      throw new ProblemException('conflict', `key ${key.keyIdentifier} is ${result.current}; it cannot ${operation}`, {
+        currentState: result.current,
+      });
+    }
+    const from = key.state;
+    key.state = result.to;
+    await manager.save(key);
+    const delivery = await this.outbox.enqueue(manager, {
+      vehicleId: vehicle.id,
+      command: 'SET_STATE',
+      fields: { keyId: key.keyIdentifier, state: carStateFor(result.to) },
+      changesKeyList: true,
+      correlationId: context.correlationId,
+    });
+    await this.audit.append(manager, {
+      actor: context.actor,
+      action: AUDIT_ACTION[operation],
+      subject: { type: 'key', id: key.keyIdentifier },
+      details: { from, to: result.to, version: key.version, seq: delivery.seq, vin: vehicle.vin, reason },
+      correlationId: context.correlationId,
+    });
+  }
+}

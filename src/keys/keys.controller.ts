@@ -1,0 +1,111 @@
+import { Body, Controller, Get, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { OperatorAuthGuard, RequireScopes } from '../common/auth/operator-auth.guard.js';
+import { ApiIdempotencyKey, ApiProblems } from '../common/errors/api-problems.decorator.js';
+import { Context, type RequestContext } from '../common/request/request-context.js';
+import { VinParamDto } from '../vehicles/dto/vehicle.dto.js';
+import { KeyIdParamDto } from './dto/key-registration.dto.js';
+import {
+  KeyLifecycleRequestDto,
+  KeyView,
+  TerminateAllKeysDto,
+  TerminateAllResponse,
+  TimelineResponse,
+} from './dto/key-lifecycle.dto.js';
+import { KeyLifecycleService } from './key-lifecycle.service.js';
+
+@ApiTags('operator: keys')
+@ApiBearerAuth('operator')
+@UseGuards(OperatorAuthGuard)
+@Controller('v1')
+export class KeysController {
+  constructor(private readonly lifecycle: KeyLifecycleService) {}
+
+  @Get('keys/:keyId')
+  @RequireScopes('keys:read')
+  @ApiOperation({ summary: 'Get a key', description: 'State, version, vehicle and partner.' })
+  @ApiResponse({ status: 200, type: KeyView, description: 'The key.' })
+  @ApiProblems(400, 401, 403, 404)
+  get(@Param() params: KeyIdParamDto): Promise<KeyView> {
+    return this.lifecycle.get(params.keyId);
+  }
+
+  @Get('keys/:keyId/timeline')
+  @RequireScopes('keys:read')
+  @ApiOperation({
+    summary: "A key's timeline",
+    description: 'Every state change (audit) and every hop of its commands to the car: queued, sent, acked, retries.',
+  })
+  @ApiResponse({ status: 200, type: TimelineResponse, description: 'Oldest first.' })
+  @ApiProblems(400, 401, 403, 404)
+  timeline(@Param() params: KeyIdParamDto): Promise<TimelineResponse> {
+    return this.lifecycle.timeline(params.keyId);
+  }
+
+  @Post('keys/:keyId/suspend')
+  @HttpCode(200)
+  @RequireScopes('keys:write')
+  @ApiOperation({ summary: 'Suspend a key', description: 'active → suspended; the car is told at once (SET_STATE).' })
+  @ApiResponse({ status: 200, type: KeyView, description: 'Suspended.' })
+  @ApiIdempotencyKey()
+  @ApiProblems(400, 401, 403, 404, 409, 422)
+  suspend(
+    @Param() params: KeyIdParamDto,
+    @Body() body: KeyLifecycleRequestDto,
+    @Context() context: RequestContext,
+  ): Promise<KeyView> {
+    return this.lifecycle.apply(params.keyId, 'suspend', context, {}, body.reason);
+  }
+
+  @Post('keys/:keyId/resume')
+  @HttpCode(200)
+  @RequireScopes('keys:write')
+  @ApiOperation({ summary: 'Resume a key', description: 'suspended → active.' })
+  @ApiResponse({ status: 200, type: KeyView, description: 'Resumed.' })
+  @ApiIdempotencyKey()
+  @ApiProblems(400, 401, 403, 404, 409, 422)
+  resume(
+    @Param() params: KeyIdParamDto,
+    @Body() body: KeyLifecycleRequestDto,
+    @Context() context: RequestContext,
+  ): Promise<KeyView> {
+    return this.lifecycle.apply(params.keyId, 'resume', context, {}, body.reason);
+  }
+
+  @Post('keys/:keyId/terminate')
+  @HttpCode(200)
+  @RequireScopes('keys:write')
+  @ApiOperation({
+    summary: 'Terminate a key',
+    description:
+      "→ terminating until the car acknowledges, then terminated. An owner key takes its friends' keys with it.",
+  })
+  @ApiResponse({ status: 200, type: KeyView, description: 'Terminating.' })
+  @ApiIdempotencyKey()
+  @ApiProblems(400, 401, 403, 404, 409, 422)
+  terminate(
+    @Param() params: KeyIdParamDto,
+    @Body() body: KeyLifecycleRequestDto,
+    @Context() context: RequestContext,
+  ): Promise<KeyView> {
+    return this.lifecycle.apply(params.keyId, 'terminate', context, {}, body.reason);
+  }
+
+  @Post('vehicles/:vin/keys/terminate-all')
+  @HttpCode(200)
+  @RequireScopes('keys:write')
+  @ApiOperation({
+    summary: 'Terminate every key of a vehicle',
+    description: 'Resale or theft. `confirm` must repeat the VIN. Friends first, then owners.',
+  })
+  @ApiResponse({ status: 200, type: TerminateAllResponse, description: 'The keys now terminating.' })
+  @ApiIdempotencyKey()
+  @ApiProblems(400, 401, 403, 404, 409, 422)
+  async terminateAll(
+    @Param() params: VinParamDto,
+    @Body() body: TerminateAllKeysDto,
+    @Context() context: RequestContext,
+  ): Promise<TerminateAllResponse> {
+    return { items: await this.lifecycle.terminateAll(params.vin, body.confirm, context, body.reason) };
+  }
+}
