@@ -11,7 +11,7 @@ import { OperatorTokenVerifier } from '../common/auth/operator-token.js';
 import { createValidationPipe } from '../common/errors/validation.js';
 import type { AppConfig } from '../config/config.js';
 import { AppMetrics } from '../metrics/metrics.js';
-import { createDeliveryQueue, type DeliveryQueue } from '../telematics/delivery-queue.js';
+import { closeDeliveryQueues, createDeliveryQueues, type DeliveryQueues } from '../telematics/delivery-queue.js';
 import { AdminModule, ApiModule, type ProcessResources } from './app.modules.js';
 import { connectDatabase, connectRedis } from './dependencies.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -32,7 +32,7 @@ export interface ApiServer {
   admin: NestFastifyApplication;
   dataSource: DataSource;
   redis: Redis;
-  queue: DeliveryQueue;
+  queues: DeliveryQueues;
   /** Actual ports (0 in the configuration picks a free one). */
   apiPort: number;
   adminPort: number;
@@ -120,7 +120,7 @@ export async function createApiServer(config: AppConfig): Promise<ApiServer> {
     throw error;
   }
   const metrics = new AppMetrics(dataSource);
-  const queue = createDeliveryQueue(redis, config.queuePrefix);
+  const queues = createDeliveryQueues(redis, config.queuePrefix);
   const resources: ProcessResources = { config, dataSource, redis, metrics };
   const { api, admin } = await createApps(resources, { logger });
   for (const [app, listener] of [
@@ -137,7 +137,7 @@ export async function createApiServer(config: AppConfig): Promise<ApiServer> {
   });
   await mountQueueDashboard(
     admin.getHttpAdapter().getInstance(),
-    [queue],
+    Object.values(queues),
     new OperatorTokenVerifier(config.pki.operatorTokenPublicKeyPem),
   );
 
@@ -153,14 +153,14 @@ export async function createApiServer(config: AppConfig): Promise<ApiServer> {
     admin,
     dataSource,
     redis,
-    queue,
+    queues,
     apiPort: portOf(api),
     adminPort: portOf(admin),
     async close() {
       if (closed) return;
       closed = true;
       await Promise.allSettled([api.close(), admin.close()]);
-      await queue.close().catch(() => undefined);
+      await closeDeliveryQueues(queues);
       redis?.disconnect();
       await dataSource.destroy().catch(() => undefined);
     },

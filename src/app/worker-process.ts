@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { INestApplicationContext } from '@nestjs/common';
 import type { AppConfig } from '../config/config.js';
-import { createDeliveryQueue } from '../telematics/delivery-queue.js';
+import { closeDeliveryQueues, createDeliveryQueues } from '../telematics/delivery-queue.js';
 import { connectDatabase, connectRedis } from './dependencies.js';
 import { createLogger } from './server.js';
 import { WorkerModule } from './worker.module.js';
@@ -21,10 +21,10 @@ export async function startWorker(config: AppConfig): Promise<WorkerProcess> {
     cleanup.push(() => producer.disconnect());
     const workerRedis = await connectRedis(config, 'worker');
     cleanup.push(() => workerRedis.disconnect());
-    const queue = createDeliveryQueue(producer, config.queuePrefix);
-    cleanup.push(() => queue.close());
+    const queues = createDeliveryQueues(producer, config.queuePrefix);
+    cleanup.push(() => closeDeliveryQueues(queues));
     const app = await NestFactory.createApplicationContext(
-      WorkerModule.forRoot({ config, dataSource, redis: producer, workerRedis, queue }),
+      WorkerModule.forRoot({ config, dataSource, redis: producer, workerRedis, queues }),
       { logger: createLogger(config), abortOnError: false },
     );
     await app.init();

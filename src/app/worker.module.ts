@@ -1,10 +1,11 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { DeliverySweeperService } from '../telematics/delivery-sweeper.service.js';
-import type { DeliveryQueue } from '../telematics/delivery-queue.js';
+import type { DeliveryQueues } from '../telematics/delivery-queue.js';
+import { PartnerNotificationWorker } from '../partner/partner-notification.worker.js';
 import { OutboxRelayService } from '../telematics/outbox-relay.service.js';
 import { TelematicsModule } from '../telematics/telematics.module.js';
-import { COMMAND_SECRETS, DELIVERY_QUEUE, WORKER_REDIS } from '../telematics/telematics.tokens.js';
+import { COMMAND_SECRETS, DELIVERY_QUEUES, WORKER_REDIS } from '../telematics/telematics.tokens.js';
 import { PairingCoreModule } from '../pairing/pairing.module.js';
 import { PairingService } from '../pairing/pairing.service.js';
 import { VehicleCommandWorker } from '../telematics/vehicle-command.worker.js';
@@ -12,7 +13,7 @@ import { ProcessModule, type ProcessResources } from './app.modules.js';
 
 export interface WorkerResources extends ProcessResources {
   workerRedis: Redis;
-  queue: DeliveryQueue;
+  queues: DeliveryQueues;
 }
 
 /** The worker process: outbox relay, vehicle-command worker, reconciliation sweeper. */
@@ -24,10 +25,11 @@ export class WorkerModule {
       imports: [ProcessModule.forRoot(resources), TelematicsModule, PairingCoreModule],
       providers: [
         { provide: WORKER_REDIS, useValue: resources.workerRedis },
-        { provide: DELIVERY_QUEUE, useValue: resources.queue },
+        { provide: DELIVERY_QUEUES, useValue: resources.queues },
         { provide: COMMAND_SECRETS, useExisting: PairingService },
         OutboxRelayService,
         VehicleCommandWorker,
+        PartnerNotificationWorker,
         DeliverySweeperService,
       ],
     };

@@ -12,6 +12,9 @@ export interface PkiMaterial {
   deviceOemCaCertPem: string;
   serverCertPem: string;
   serverKeyPem: string;
+  /** Client certificate for calls to Device OEM backends. */
+  serverClientCertPem: string;
+  serverClientKeyPem: string;
   /** ES256 key that signs commands to cars (PROTOCOL.md §8). */
   telematicsKeyPem: string;
   /** ES256 key that signs KTS receipts (PROTOCOL.md §3.4). */
@@ -36,6 +39,8 @@ export interface AppConfig {
   api: { host: string; port: number };
   admin: { host: string; port: number };
   partners: PartnerAllowEntry[];
+  /** Where each partner receives notifications (base URL of its mTLS endpoint), from configuration only. */
+  partnerNotificationUrls: Record<string, string>;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   bodyLimitBytes: number;
   queuePrefix: string;
@@ -113,6 +118,32 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
   return value as T;
 }
 
+/** `name=https://host:port` pairs separated by commas. */
+export function parseNotificationUrls(raw: string): Record<string, string> {
+  const entries = raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)
+    .map((part) => {
+      const eq = part.indexOf('=');
+      const name = eq > 0 ? part.slice(0, eq).trim() : '';
+      const value = eq > 0 ? part.slice(eq + 1).trim() : '';
+      let valid = /^[a-z0-9][a-z0-9._-]{0,63}$/.test(name);
+      try {
+        valid &&= new URL(value).protocol === 'https:';
+      } catch {
+        valid = false;
+      }
+      if (!valid) {
+        throw new ConfigError(
+          `PARTNER_NOTIFICATION_URLS entry "${part}" is not valid: expected name=https://host:port, comma-separated`,
+        );
+      }
+      return [name, value.replace(/\/+$/, '')] as const;
+    });
+  return Object.fromEntries(entries);
+}
+
 /** `name=fingerprint` pairs separated by commas; fingerprints are SHA-256 hex, colons optional. */
 export function parsePartnerAllowList(name: string, raw: string): PartnerAllowEntry[] {
   return raw
@@ -152,6 +183,8 @@ function pkiMaterial(read: PkiSource): PkiMaterial {
     deviceOemCaCertPem: read('deviceOemCaCert'),
     serverCertPem: read('serverCert'),
     serverKeyPem: read('serverKey'),
+    serverClientCertPem: read('serverClientCert'),
+    serverClientKeyPem: read('serverClientKey'),
     telematicsKeyPem: read('telematicsKey'),
     ktsKeyPem: read('ktsKey'),
     operatorTokenPublicKeyPem: read('operatorTokenPublicKey'),
@@ -225,6 +258,9 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
     api: { host: text(env, 'API_HOST', '0.0.0.0'), port: integer(env, 'API_PORT', 8443, 0, 65535) },
     admin: { host: text(env, 'ADMIN_HOST', '127.0.0.1'), port: integer(env, 'ADMIN_PORT', 8080, 0, 65535) },
     partners,
+    partnerNotificationUrls: parseNotificationUrls(
+      text(env, 'PARTNER_NOTIFICATION_URLS', 'device-oem=https://localhost:9443'),
+    ),
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 65_536, 1_024, 10_485_760),
     queuePrefix,

@@ -5,6 +5,7 @@ import { AuditEvent } from '../audit/audit-event.entity.js';
 import { IdempotencyRecord } from '../common/idempotency/idempotency-record.entity.js';
 import { DigitalKey } from '../keys/digital-key.entity.js';
 import { PairingSession } from '../pairing/pairing-session.entity.js';
+import { PartnerNotification } from '../partner/partner-notification.entity.js';
 import { Delivery } from '../telematics/delivery.entity.js';
 import { OutboxMessage } from '../telematics/outbox-message.entity.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
@@ -20,6 +21,7 @@ export const ENTITIES = [
   IdempotencyRecord,
   AuditEvent,
   PairingSession,
+  PartnerNotification,
 ];
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@localhost:5432/digital_key';

@@ -3,6 +3,8 @@ import { DataSource, In, type EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
 import { ProblemException } from '../common/errors/problem.js';
 import type { RequestContext } from '../common/request/request-context.js';
+import type { PartnerNotificationType } from '../partner/partner-notification.entity.js';
+import { PartnerNotificationsService } from '../partner/partner-notifications.service.js';
 import { CommandOutboxService } from '../telematics/command-outbox.service.js';
 import { Delivery } from '../telematics/delivery.entity.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
@@ -14,6 +16,12 @@ const AUDIT_ACTION: Record<KeyOperation, string> = {
   suspend: 'key.suspended',
   resume: 'key.resumed',
   terminate: 'key.terminating',
+};
+
+const NOTIFICATION: Record<KeyOperation, PartnerNotificationType> = {
+  suspend: 'KEY_SUSPENDED',
+  resume: 'KEY_RESUMED',
+  terminate: 'KEY_TERMINATING',
 };
 
 export function toKeyView(key: DigitalKey, vehicle: Pick<Vehicle, 'vehicleIdentifier' | 'vin'>): KeyView {
@@ -47,6 +55,7 @@ export class KeyLifecycleService {
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
     private readonly outbox: CommandOutboxService,
+    private readonly notifications: PartnerNotificationsService,
   ) {}
 
   async apply(
@@ -208,6 +217,15 @@ export class KeyLifecycleService {
       command: 'SET_STATE',
       fields: { keyId: key.keyIdentifier, state: carStateFor(result.to) },
       changesKeyList: true,
+      correlationId: context.correlationId,
+    });
+    await this.notifications.enqueue(manager, {
+      partner: key.partner,
+      keyIdentifier: key.keyIdentifier,
+      keyVersion: key.version,
+      vehicleIdentifier: vehicle.vehicleIdentifier,
+      state: result.to,
+      type: NOTIFICATION[operation],
       correlationId: context.correlationId,
     });
     await this.audit.append(manager, {

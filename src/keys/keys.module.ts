@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AuditModule } from '../audit/audit.module.js';
+import { PartnerNotificationsModule } from '../partner/partner-notifications.module.js';
 import { TelematicsModule } from '../telematics/telematics.module.js';
 import { KeyLifecycleService } from './key-lifecycle.service.js';
 import { KeyRegistrationService } from './key-registration.service.js';
@@ -8,7 +9,7 @@ import { PartnerKeysController } from './partner-keys.controller.js';
 
 /** Key registration and lifecycle, without routes. */
 @Module({
-  imports: [AuditModule, TelematicsModule],
+  imports: [AuditModule, TelematicsModule, PartnerNotificationsModule],
   providers: [KeyRegistrationService, KeyLifecycleService],
   exports: [KeyRegistrationService, KeyLifecycleService],
 })

@@ -99,6 +99,7 @@ export async function createPkiSet(options: CreatePkiOptions = {}): Promise<PkiS
   const deviceOemClient = await leaf('tls-client', 'device-oem-client', deviceOem);
   const deviceOemServer = await leaf('tls-server', 'device-oem-server', deviceOem, ['localhost', 'sim']);
   const gateway = await leaf('tls-server', 'telematics-gateway', root, ['localhost', 'sim']);
+  const serverClient = await leaf('tls-client', 'digital-key-server', root);
 
   const signingKey = async () => {
     const keys = await generateEcKeyPair();
@@ -122,6 +123,8 @@ export async function createPkiSet(options: CreatePkiOptions = {}): Promise<PkiS
     deviceOemClientKey: deviceOemClient.key,
     deviceOemServerCert: deviceOemServer.cert,
     deviceOemServerKey: deviceOemServer.key,
+    serverClientCert: serverClient.cert,
+    serverClientKey: serverClient.key,
     telematicsGatewayCert: gateway.cert,
     telematicsGatewayKey: gateway.key,
     telematicsKey: telematics.key,

@@ -13,6 +13,9 @@ export const PKI_FILES = {
   deviceOemClientKey: 'device-oem-client.key',
   deviceOemServerCert: 'device-oem-server.crt',
   deviceOemServerKey: 'device-oem-server.key',
+  /** The server's client certificate for its calls to Device OEM backends (notifications). */
+  serverClientCert: 'server-client.crt',
+  serverClientKey: 'server-client.key',
   telematicsGatewayCert: 'telematics-gateway.crt',
   telematicsGatewayKey: 'telematics-gateway.key',
   telematicsKey: 'telematics.key',

@@ -3,6 +3,8 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
 import { DataSource, In, LessThanOrEqual, type EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
+import type { PartnerNotificationType } from '../partner/partner-notification.entity.js';
+import { PartnerNotificationsService } from '../partner/partner-notifications.service.js';
 import { ProblemException } from '../common/errors/problem.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { Delivery } from './delivery.entity.js';
@@ -21,6 +23,7 @@ export class DeliveryLedgerService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
+    private readonly notifications: PartnerNotificationsService,
   ) {}
 
   private vehicleKey(vehicle: Vehicle): KeyObject {
@@ -90,13 +93,14 @@ export class DeliveryLedgerService {
         );
         break;
       case 'ADD_KEY': {
-        const [activated] = await manager.query<[Array<{ id: string }>, number]>(
+        const [activated] = await manager.query<[Array<{ partner: string; version: number }>, number]>(
           `UPDATE digital_keys SET state = 'active', version = version + 1, updated_at = now()
             WHERE vehicle_id = $1 AND key_identifier = $2 AND state = 'pending'
-        RETURNING id`,
+        RETURNING partner, version`,
           [vehicle.id, delivery.fields.keyId],
         );
         if (activated.length > 0) {
+          await this.notifyPartner(manager, vehicle, delivery, activated[0], 'KEY_ACTIVATED', 'active');
           await this.audit.append(manager, {
             actor: { type: 'vehicle', id: vehicle.vin },
             action: 'key.activated',
@@ -110,13 +114,14 @@ export class DeliveryLedgerService {
       case 'SET_STATE': {
         if (delivery.fields.state !== 'terminated') break;
         // The car dropped the endpoint and its Kpersistent: the revocation is complete.
-        const [terminated] = await manager.query<[Array<{ id: string }>, number]>(
+        const [terminated] = await manager.query<[Array<{ partner: string; version: number }>, number]>(
           `UPDATE digital_keys SET state = 'terminated', version = version + 1, updated_at = now()
             WHERE vehicle_id = $1 AND key_identifier = $2 AND state = 'terminating'
-        RETURNING id`,
+        RETURNING partner, version`,
           [vehicle.id, delivery.fields.keyId],
         );
         if (terminated.length > 0) {
+          await this.notifyPartner(manager, vehicle, delivery, terminated[0], 'KEY_TERMINATED', 'terminated');
           await this.audit.append(manager, {
             actor: { type: 'vehicle', id: vehicle.vin },
             action: 'key.terminated',
@@ -130,6 +135,25 @@ export class DeliveryLedgerService {
       default:
         break;
     }
+  }
+
+  private notifyPartner(
+    manager: EntityManager,
+    vehicle: Vehicle,
+    delivery: Delivery,
+    key: { partner: string; version: number },
+    type: PartnerNotificationType,
+    state: string,
+  ) {
+    return this.notifications.enqueue(manager, {
+      partner: key.partner,
+      keyIdentifier: delivery.fields.keyId ?? '',
+      keyVersion: key.version,
+      vehicleIdentifier: vehicle.vehicleIdentifier,
+      state,
+      type,
+      correlationId: delivery.correlationId,
+    });
   }
 
   /** Open deliveries of a vehicle up to and including `seq`, oldest first: what must reach the car in order. */

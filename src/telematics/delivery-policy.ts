@@ -6,14 +6,24 @@ import { randomInt } from 'node:crypto';
  */
 export const QUEUE_NAMES = {
   vehicleCommands: '{vehicle-commands}',
+  partnerNotifications: '{partner-notifications}',
 } as const;
+export type QueueKey = keyof typeof QUEUE_NAMES;
 
 export const JOB_NAMES = {
   deliverVehicleCommand: 'deliver-vehicle-command',
+  deliverPartnerNotification: 'deliver-partner-notification',
 } as const;
+
+/** Which queue and job each outbox topic becomes. */
+export const OUTBOX_ROUTES = {
+  'vehicle-command': { queue: 'vehicleCommands', job: JOB_NAMES.deliverVehicleCommand },
+  'partner-notification': { queue: 'partnerNotifications', job: JOB_NAMES.deliverPartnerNotification },
+} as const satisfies Record<string, { queue: QueueKey; job: string }>;
 
 /** Data of a delivery job: identifiers only (BullMQ stores job data in clear text). */
 export interface DeliveryJobData {
+  /** The delivery (vehicle command) or partner notification to deliver. */
   deliveryId: string;
   correlationId?: string | null;
 }

@@ -6,6 +6,7 @@ import {
   DELIVERY_JOB_RETENTION,
   QUEUE_NAMES,
   type DeliveryJobData,
+  type QueueKey,
 } from './delivery-policy.js';
 
 export type DeliveryQueue = Queue<DeliveryJobData, void, string>;
@@ -26,8 +27,10 @@ export function createRedisConnection(url: string, role: 'worker' | 'producer'):
   return new Redis(url, options);
 }
 
-export function createDeliveryQueue(connection: ConnectionOptions, prefix: string): DeliveryQueue {
-  return new Queue<DeliveryJobData, void, string>(QUEUE_NAMES.vehicleCommands, {
+export type DeliveryQueues = Record<QueueKey, DeliveryQueue>;
+
+export function createDeliveryQueue(connection: ConnectionOptions, prefix: string, name: QueueKey): DeliveryQueue {
+  return new Queue<DeliveryJobData, void, string>(QUEUE_NAMES[name], {
     connection,
     prefix,
     defaultJobOptions: {
@@ -36,4 +39,15 @@ export function createDeliveryQueue(connection: ConnectionOptions, prefix: strin
       ...DELIVERY_JOB_RETENTION,
     },
   });
+}
+
+export function createDeliveryQueues(connection: ConnectionOptions, prefix: string): DeliveryQueues {
+  return {
+    vehicleCommands: createDeliveryQueue(connection, prefix, 'vehicleCommands'),
+    partnerNotifications: createDeliveryQueue(connection, prefix, 'partnerNotifications'),
+  };
+}
+
+export async function closeDeliveryQueues(queues: DeliveryQueues): Promise<void> {
+  await Promise.allSettled(Object.values(queues).map((queue) => queue.close()));
 }

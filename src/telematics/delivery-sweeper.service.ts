@@ -2,9 +2,16 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import type { AppConfig } from '../config/config.js';
-import { IDEMPOTENCY_RETENTION_MS, JOB_NAMES, OUTBOX_RETENTION_MS, deliveryBackoffMs } from './delivery-policy.js';
-import { DELIVERY_QUEUE } from './telematics.tokens.js';
-import type { DeliveryQueue } from './delivery-queue.js';
+import { IDEMPOTENCY_RETENTION_MS, OUTBOX_RETENTION_MS, OUTBOX_ROUTES, deliveryBackoffMs } from './delivery-policy.js';
+import { DELIVERY_QUEUES } from './telematics.tokens.js';
+import type { DeliveryQueues } from './delivery-queue.js';
+import type { OutboxTopic } from './outbox-message.entity.js';
+
+/** The tables whose open rows the sweeper re-enqueues, and what is "open" in each. */
+const SWEPT: Array<{ table: string; open: string; topic: OutboxTopic }> = [
+  { table: 'deliveries', open: "status IN ('pending', 'sent')", topic: 'vehicle-command' },
+  { table: 'partner_notifications', open: "status = 'pending'", topic: 'partner-notification' },
+];
 
 const BATCH = 500;
 
@@ -21,7 +28,7 @@ export class DeliverySweeperService implements OnApplicationBootstrap, OnApplica
 
   constructor(
     private readonly dataSource: DataSource,
-    @Inject(DELIVERY_QUEUE) private readonly queue: DeliveryQueue,
+    @Inject(DELIVERY_QUEUES) private readonly queues: DeliveryQueues,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -41,38 +48,10 @@ export class DeliverySweeperService implements OnApplicationBootstrap, OnApplica
     await this.sweeping;
   }
 
-  /** One pass; returns how many deliveries it re-enqueued. */
+  /** One pass; returns how many deliveries and notifications it re-enqueued. */
   async sweepOnce(): Promise<number> {
-    const count = await this.dataSource.transaction(async (manager) => {
-      const overdue = await manager.query<
-        Array<{ id: string; attempts: number; sweeps: number; correlationId: string | null }>
-      >(
-        `SELECT id, attempts, sweeps, correlation_id AS "correlationId"
-           FROM deliveries
-          WHERE status IN ('pending', 'sent')
-            AND next_attempt_at < now() - make_interval(secs => $1::double precision / 1000)
-          ORDER BY next_attempt_at
-          LIMIT $2
-          FOR UPDATE SKIP LOCKED`,
-        [this.config.delivery.sweepGraceMs, BATCH],
-      );
-      if (overdue.length === 0) return 0;
-      await this.queue.addBulk(
-        overdue.map((row) => ({
-          name: JOB_NAMES.deliverVehicleCommand,
-          data: { deliveryId: row.id, correlationId: row.correlationId },
-          opts: { jobId: `${row.id}.sweep${row.sweeps + 1}` },
-        })),
-      );
-      for (const row of overdue) {
-        const next = new Date(Date.now() + deliveryBackoffMs(row.attempts + 1, this.config.delivery));
-        await manager.query('UPDATE deliveries SET sweeps = sweeps + 1, next_attempt_at = $2 WHERE id = $1', [
-          row.id,
-          next,
-        ]);
-      }
-      return overdue.length;
-    });
+    let count = 0;
+    for (const swept of SWEPT) count += await this.sweepTable(swept.table, swept.open, swept.topic);
     await this.dataSource.query(
       `DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1::double precision / 1000)`,
       [OUTBOX_RETENTION_MS],
@@ -82,5 +61,39 @@ export class DeliverySweeperService implements OnApplicationBootstrap, OnApplica
       [IDEMPOTENCY_RETENTION_MS],
     );
     return count;
+  }
+
+  private sweepTable(table: string, open: string, topic: OutboxTopic): Promise<number> {
+    const route = OUTBOX_ROUTES[topic];
+    return this.dataSource.transaction(async (manager) => {
+      const overdue = await manager.query<
+        Array<{ id: string; attempts: number; sweeps: number; correlationId: string | null }>
+      >(
+        `SELECT id, attempts, sweeps, correlation_id AS "correlationId"
+           FROM ${table}
+          WHERE ${open}
+            AND next_attempt_at < now() - make_interval(secs => $1::double precision / 1000)
+          ORDER BY next_attempt_at
+          LIMIT $2
+          FOR UPDATE SKIP LOCKED`,
+        [this.config.delivery.sweepGraceMs, BATCH],
+      );
+      if (overdue.length === 0) return 0;
+      await this.queues[route.queue].addBulk(
+        overdue.map((row) => ({
+          name: route.job,
+          data: { deliveryId: row.id, correlationId: row.correlationId },
+          opts: { jobId: `${row.id}.sweep${row.sweeps + 1}` },
+        })),
+      );
+      for (const row of overdue) {
+        const next = new Date(Date.now() + deliveryBackoffMs(row.attempts + 1, this.config.delivery));
+        await manager.query(`UPDATE ${table} SET sweeps = sweeps + 1, next_attempt_at = $2 WHERE id = $1`, [
+          row.id,
+          next,
+        ]);
+      }
+      return overdue.length;
+    });
   }
 }

@@ -13,6 +13,7 @@ export class OutboxMessage {
   @Column({ type: 'varchar', length: 32 })
   topic!: OutboxTopic;
 
+  /** The delivery (vehicle command) or partner notification this row publishes. */
   @Column({ name: 'delivery_id', type: 'uuid' })
   deliveryId!: string;
 
@@ -26,4 +27,4 @@ export class OutboxMessage {
   publishedAt!: Date | null;
 }
 
-export type OutboxTopic = 'vehicle-command';
+export type OutboxTopic = 'vehicle-command' | 'partner-notification';

@@ -4,9 +4,10 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import type { AppConfig } from '../config/config.js';
 import { OUTBOX_CHANNEL } from './command-outbox.service.js';
-import { JOB_NAMES } from './delivery-policy.js';
-import { DELIVERY_QUEUE } from './telematics.tokens.js';
-import type { DeliveryQueue } from './delivery-queue.js';
+import { OUTBOX_ROUTES } from './delivery-policy.js';
+import { DELIVERY_QUEUES } from './telematics.tokens.js';
+import type { DeliveryQueues } from './delivery-queue.js';
+import type { OutboxTopic } from './outbox-message.entity.js';
 
 const BATCH = 200;
 const MAX_FAILURE_BACKOFF_MS = 5_000;
@@ -27,7 +28,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
 
   constructor(
     private readonly dataSource: DataSource,
-    @Inject(DELIVERY_QUEUE) private readonly queue: DeliveryQueue,
+    @Inject(DELIVERY_QUEUES) private readonly queues: DeliveryQueues,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -47,8 +48,10 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
   /** Publishes one batch; returns how many rows it moved. */
   async relayOnce(): Promise<number> {
     return this.dataSource.transaction(async (manager) => {
-      const rows = await manager.query<Array<{ id: string; deliveryId: string; correlationId: string | null }>>(
-        `SELECT id, delivery_id AS "deliveryId", correlation_id AS "correlationId"
+      const rows = await manager.query<
+        Array<{ id: string; topic: OutboxTopic; deliveryId: string; correlationId: string | null }>
+      >(
+        `SELECT id, topic, delivery_id AS "deliveryId", correlation_id AS "correlationId"
            FROM outbox
           WHERE published_at IS NULL
           ORDER BY created_at
@@ -57,13 +60,18 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
         [BATCH],
       );
       if (rows.length === 0) return 0;
-      await this.queue.addBulk(
-        rows.map((row) => ({
-          name: JOB_NAMES.deliverVehicleCommand,
-          data: { deliveryId: row.deliveryId, correlationId: row.correlationId },
-          opts: { jobId: row.id },
-        })),
-      );
+      for (const topic of Object.keys(OUTBOX_ROUTES) as OutboxTopic[]) {
+        const route = OUTBOX_ROUTES[topic];
+        const batch = rows.filter((row) => row.topic === topic);
+        if (batch.length === 0) continue;
+        await this.queues[route.queue].addBulk(
+          batch.map((row) => ({
+            name: route.job,
+            data: { deliveryId: row.deliveryId, correlationId: row.correlationId },
+            opts: { jobId: row.id },
+          })),
+        );
+      }
       await manager.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
       return rows.length;
     });

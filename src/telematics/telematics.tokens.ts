@@ -1,4 +1,5 @@
-export const DELIVERY_QUEUE = Symbol('DELIVERY_QUEUE');
+/** The delivery queues (`DeliveryQueues`), one per outbox route. */
+export const DELIVERY_QUEUES = Symbol('DELIVERY_QUEUES');
 export const WORKER_REDIS = Symbol('WORKER_REDIS');
 export const PRODUCER_REDIS = Symbol('PRODUCER_REDIS');
 export const COMMAND_SECRETS = Symbol('COMMAND_SECRETS');

@@ -71,7 +71,7 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
     expect(vehicle.body.ackedSeq).toBe(1);
     expect(vehicle.body.ackedKeyListDigest).toBe(target.unit.keyListDigest());
     // The job in Redis carries identifiers only.
-    const job = await system.server.queue.getJob((await outboxIdOf(queued.id))!);
+    const job = await system.server.queues.vehicleCommands.getJob((await outboxIdOf(queued.id))!);
     expect(Object.keys(job!.data).sort()).toEqual(['correlationId', 'deliveryId']);
   });
 
@@ -121,12 +121,12 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
       (d) => d.attempts >= 1,
     );
     // Lose the job: as if Redis had been flushed or failed over without it.
-    const job = await system.server.queue.getJob(outboxId!);
+    const job = await system.server.queues.vehicleCommands.getJob(outboxId!);
     await job?.remove().catch(async () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
-      await (await system.server.queue.getJob(outboxId!))?.remove();
+      await (await system.server.queues.vehicleCommands.getJob(outboxId!))?.remove();
     });
-    expect(await system.server.queue.getJob(outboxId!)).toBeUndefined();
+    expect(await system.server.queues.vehicleCommands.getJob(outboxId!)).toBeUndefined();
     target.behaviour = 'online';
     await acked(target.vin, queued.id);
     const rows = await system.server.dataSource.query<

@@ -111,6 +111,8 @@ export function testConfig(pki: TestPki, database: TestDatabase, options: TestCo
       DELIVERY_BACKOFF_BASE_MS: '50',
       DELIVERY_BACKOFF_MAX_MS: '400',
       TELEMATICS_TIMEOUT_MS: '2000',
+      // Nothing listens on the discard port: notifications stay pending unless a test points them at a backend.
+      PARTNER_NOTIFICATION_URLS: 'device-oem=https://127.0.0.1:9,other-oem=https://127.0.0.1:9',
       ...options.env,
     },
     {
@@ -137,8 +139,10 @@ export interface TestSystem {
 }
 
 /** Real PostgreSQL (own database), real Redis (own queue prefix), real TLS, in-memory PKI. */
-export async function startTestSystem(options: TestConfigOptions & { worker?: boolean } = {}): Promise<TestSystem> {
-  const pki = await createTestPki();
+export async function startTestSystem(
+  options: TestConfigOptions & { worker?: boolean; pki?: TestPki } = {},
+): Promise<TestSystem> {
+  const pki = options.pki ?? (await createTestPki());
   const database = await createTestDatabase();
   const config = testConfig(pki, database, options);
   const server = await createApiServer(config);

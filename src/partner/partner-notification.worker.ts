@@ -1,0 +1,177 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { Agent, request } from 'node:https';
+import { CompactSign } from 'jose';
+import { DataSource, In, LessThanOrEqual } from 'typeorm';
+import type { AppConfig } from '../config/config.js';
+import { APP_CONFIG } from '../config/config.tokens.js';
+import { NOTIFICATION_JWS_TYPE, type PartnerNotificationMessage } from '../protocol/telematics-messages.js';
+import {
+  BACKOFF_TYPE,
+  DELIVERY_WORKER_LOCK,
+  JOB_NAMES,
+  QUEUE_NAMES,
+  deliveryBackoffMs,
+  type DeliveryJobData,
+} from '../telematics/delivery-policy.js';
+import { WORKER_REDIS } from '../telematics/telematics.tokens.js';
+import { PartnerNotification } from './partner-notification.entity.js';
+
+const CONCURRENCY = 16;
+
+class PartnerUnreachableError extends Error {}
+
+/**
+ * Delivers notifications to Device OEM backends over mTLS (the server's client certificate;
+ * the partner's server must chain to the Device OEM CA), signed by the KTS key, in key-version
+ * order per key, retried with the same capped backoff as vehicle commands. The URL comes from
+ * configuration only, never from a payload.
+ */
+@Injectable()
+export class PartnerNotificationWorker implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(PartnerNotificationWorker.name);
+  private worker?: Worker<DeliveryJobData, void, string>;
+  private readonly agent: Agent;
+  private readonly signingKey: KeyObject;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(WORKER_REDIS) private readonly connection: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.agent = new Agent({
+      cert: config.pki.serverClientCertPem,
+      key: config.pki.serverClientKeyPem,
+      ca: config.pki.deviceOemCaCertPem,
+      rejectUnauthorized: true,
+      keepAlive: true,
+    });
+    this.signingKey = createPrivateKey(config.pki.ktsKeyPem);
+  }
+
+  onApplicationBootstrap(): void {
+    this.worker = new Worker<DeliveryJobData, void, string>(
+      QUEUE_NAMES.partnerNotifications,
+      (job) => this.process(job),
+      {
+        connection: this.connection,
+        prefix: this.config.queuePrefix,
+        concurrency: CONCURRENCY,
+        ...DELIVERY_WORKER_LOCK,
+        settings: {
+          backoffStrategy: (attemptsMade: number, type?: string) =>
+            type === BACKOFF_TYPE ? deliveryBackoffMs(attemptsMade, this.config.delivery) : 1_000,
+        },
+      },
+    );
+    this.worker.on('error', (error) => this.logger.warn({ msg: 'queue connection error', error: error.message }));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.worker?.close();
+    this.agent.destroy();
+  }
+
+  async process(job: Job<DeliveryJobData, void, string>): Promise<void> {
+    if (job.name !== JOB_NAMES.deliverPartnerNotification) throw new Error(`no handler for job ${job.name}`);
+    const repository = this.dataSource.getRepository(PartnerNotification);
+    const target = await repository.findOneBy({ id: job.data.deliveryId });
+    if (!target || target.status !== 'pending') return;
+    const open = await repository.find({
+      where: {
+        keyIdentifier: target.keyIdentifier,
+        keyVersion: LessThanOrEqual(target.keyVersion),
+        status: In(['pending']),
+      },
+      order: { keyVersion: 'ASC' },
+    });
+    for (const notification of open) await this.deliver(notification);
+  }
+
+  private async deliver(notification: PartnerNotification): Promise<void> {
+    const log = {
+      partner: notification.partner,
+      keyId: notification.keyIdentifier,
+      type: notification.type,
+      eventId: notification.id,
+    };
+    const base = this.config.partnerNotificationUrls[notification.partner];
+    if (!base) {
+      await this.dataSource.query(
+        `UPDATE partner_notifications SET status = 'failed', last_error = $2, updated_at = now() WHERE id = $1`,
+        [notification.id, `no notification URL configured for partner ${notification.partner}`],
+      );
+      this.logger.warn({ msg: 'no notification URL for partner; notification failed', ...log });
+      return;
+    }
+    const message: PartnerNotificationMessage = {
+      eventId: notification.id,
+      type: notification.type,
+      keyId: notification.keyIdentifier,
+      vehicleId: String(notification.payload.vehicleId),
+      keyVersion: notification.keyVersion,
+      state: String(notification.payload.state),
+      occurredAt: notification.createdAt.toISOString(),
+    };
+    const jws = await new CompactSign(Buffer.from(JSON.stringify(message)))
+      .setProtectedHeader({ alg: 'ES256', typ: NOTIFICATION_JWS_TYPE })
+      .sign(this.signingKey);
+    try {
+      const status = await this.post(`${base}/v1/notifications`, { notification: jws });
+      if (status >= 200 && status < 300) {
+        await this.dataSource.query(
+          `UPDATE partner_notifications SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
+                  last_error = NULL, updated_at = now() WHERE id = $1 AND status = 'pending'`,
+          [notification.id],
+        );
+        this.logger.log({ msg: 'partner notified', ...log });
+        return;
+      }
+      if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+        await this.dataSource.query(
+          `UPDATE partner_notifications SET status = 'failed', attempts = attempts + 1, last_error = $2, updated_at = now()
+            WHERE id = $1 AND status = 'pending'`,
+          [notification.id, `partner refused it (${status})`],
+        );
+        this.logger.warn({ msg: 'partner refused the notification', status, ...log });
+        return;
+      }
+      throw new PartnerUnreachableError(`partner answered ${status}`);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      const next = new Date(Date.now() + deliveryBackoffMs(notification.attempts + 1, this.config.delivery));
+      await this.dataSource.query(
+        `UPDATE partner_notifications SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, updated_at = now()
+          WHERE id = $1 AND status = 'pending'`,
+        [notification.id, reason.slice(0, 1_000), next],
+      );
+      this.logger.warn({ msg: 'partner unreachable; will retry', reason, ...log });
+      throw error instanceof Error ? error : new Error(reason);
+    }
+  }
+
+  private post(url: string, body: unknown): Promise<number> {
+    const payload = Buffer.from(JSON.stringify(body));
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method: 'POST',
+          agent: this.agent,
+          timeout: this.config.delivery.requestTimeoutMs,
+          headers: { 'content-type': 'application/json', 'content-length': payload.length },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new PartnerUnreachableError('no answer in time')));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+}

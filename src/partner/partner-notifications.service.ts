@@ -1,0 +1,48 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from 'typeorm';
+import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
+import { OUTBOX_CHANNEL } from '../telematics/command-outbox.service.js';
+import { OutboxMessage } from '../telematics/outbox-message.entity.js';
+import { PartnerNotification, type PartnerNotificationType } from './partner-notification.entity.js';
+
+export interface NotificationRequest {
+  partner: string;
+  keyIdentifier: string;
+  keyVersion: number;
+  vehicleIdentifier: string;
+  state: string;
+  type: PartnerNotificationType;
+  correlationId?: string | null;
+}
+
+/**
+ * Records a notification for the Device OEM partner that owns a key, inside the transaction of
+ * the state change it reports, with its outbox row; the worker delivers it.
+ */
+@Injectable()
+export class PartnerNotificationsService {
+  async enqueue(manager: EntityManager, request: NotificationRequest): Promise<PartnerNotification> {
+    const notification: PartnerNotification = manager.create(PartnerNotification, {
+      id: randomUUID(),
+      partner: request.partner,
+      keyIdentifier: request.keyIdentifier,
+      keyVersion: request.keyVersion,
+      type: request.type,
+      payload: { vehicleId: request.vehicleIdentifier, state: request.state },
+      status: 'pending',
+      attempts: 0,
+      nextAttemptAt: new Date(),
+      correlationId: request.correlationId ?? null,
+    });
+    // jsonb columns are typed loosely by TypeORM; the row is complete.
+    await manager.insert(PartnerNotification, notification as unknown as QueryDeepPartialEntity<PartnerNotification>);
+    await manager.insert(OutboxMessage, {
+      topic: 'partner-notification',
+      deliveryId: notification.id,
+      correlationId: request.correlationId ?? null,
+    });
+    await manager.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, '']);
+    return notification;
+  }
+}
