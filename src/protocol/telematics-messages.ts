@@ -86,3 +86,18 @@ export function isTelematicsAck(value: unknown): value is TelematicsAck {
     /^[0-9a-f]{64}$/.test(ack.keyListDigest)
   );
 }
+
+export const NOTIFICATION_JWS_TYPE = 'dk-notification+jws';
+
+/** JWS payload (ES256, KTS key) of a notification to a Device OEM backend. */
+export interface PartnerNotificationMessage {
+  /** Unique per event: the partner deduplicates on it. */
+  eventId: string;
+  type: string;
+  keyId: string;
+  vehicleId: string;
+  /** Orders the notifications of one key; only moves forward. */
+  keyVersion: number;
+  state: string;
+  occurredAt: string;
+}
