@@ -27,10 +27,10 @@ describe('friend attestation (PROTOCOL.md §7)', () => {
     const owner = P256KeyPair.generate();
     const original = attestation();
     const der = encodeFriendAttestation(original);
-    // SEQUENCE, short length (the body is under 128 bytes), then version INTEGER 1
-    expect(der[0]).toBe(0x30);
-    expect(der[1]).toBe(der.length - 2);
-    expect(der.subarray(2, 5).toString('hex')).toBe('020101');
+    // SEQUENCE with a long-form length (the body is 129 bytes), then version INTEGER 1
+    expect(der.subarray(0, 3).toString('hex')).toBe('308181');
+    expect(der.length).toBe(3 + 129);
+    expect(der.subarray(3, 6).toString('hex')).toBe('020101');
     expect(der.includes(Buffer.from('20261201080000Z', 'ascii'))).toBe(true);
     const signed = decodeSignedFriendAttestation(signFriendAttestation(original, owner));
     expect(signed.attestation).toEqual(original);
