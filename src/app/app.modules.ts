@@ -2,7 +2,7 @@ import { Global, Module, type DynamicModule, type Provider } from '@nestjs/commo
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
-import { AccessProfilesModule } from '../access-profiles/access-profiles.module.js';
+import { AccessProfilesModule, PartnerAccessProfilesModule } from '../access-profiles/access-profiles.module.js';
 import { AuditApiModule } from '../audit/audit.module.js';
 import { MtlsPrincipalGuard } from '../common/auth/mtls-principal.guard.js';
 import { OperatorAuthGuard } from '../common/auth/operator-auth.guard.js';
@@ -59,7 +59,13 @@ export class ApiModule {
   static forRoot(resources: ProcessResources): DynamicModule {
     return {
       module: ApiModule,
-      imports: [ProcessModule.forRoot(resources), PartnerModule, PartnerKeysModule, VehicleChannelModule],
+      imports: [
+        ProcessModule.forRoot(resources),
+        PartnerModule,
+        PartnerKeysModule,
+        PartnerAccessProfilesModule,
+        VehicleChannelModule,
+      ],
       providers: HTTP_PROVIDERS,
     };
   }

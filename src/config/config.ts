@@ -39,6 +39,8 @@ export interface AppConfig {
   api: { host: string; port: number };
   admin: { host: string; port: number };
   partners: PartnerAllowEntry[];
+  /** Live friend keys one vehicle may have (PROTOCOL.md §7: 5 by default). */
+  friendKeyLimit: number;
   /** Where each partner receives notifications (base URL of its mTLS endpoint), from configuration only. */
   partnerNotificationUrls: Record<string, string>;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -258,6 +260,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
     api: { host: text(env, 'API_HOST', '0.0.0.0'), port: integer(env, 'API_PORT', 8443, 0, 65535) },
     admin: { host: text(env, 'ADMIN_HOST', '127.0.0.1'), port: integer(env, 'ADMIN_PORT', 8080, 0, 65535) },
     partners,
+    friendKeyLimit: integer(env, 'FRIEND_KEY_LIMIT', 5, 0, 100),
     partnerNotificationUrls: parseNotificationUrls(
       text(env, 'PARTNER_NOTIFICATION_URLS', 'device-oem=https://localhost:9443'),
     ),

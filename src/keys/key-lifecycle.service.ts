@@ -41,6 +41,8 @@ export function toKeyView(key: DigitalKey, vehicle: Pick<Vehicle, 'vehicleIdenti
 export interface LifecycleScope {
   /** A partner acts only on keys it registered; others are reported absent. */
   partner?: string;
+  /** A car acts only on keys of its own key list. */
+  vehicleId?: string;
 }
 
 /**
@@ -175,7 +177,11 @@ export class KeyLifecycleService {
       where: { keyIdentifier },
       select: { id: true, vehicleId: true, partner: true },
     });
-    if (!found || (scope.partner !== undefined && found.partner !== scope.partner)) {
+    if (
+      !found ||
+      (scope.partner !== undefined && found.partner !== scope.partner) ||
+      (scope.vehicleId !== undefined && found.vehicleId !== scope.vehicleId)
+    ) {
       throw new ProblemException('not-found', `key ${keyIdentifier} does not exist`);
     }
     // Lock order everywhere: the vehicle row first, then its keys.

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { DataSource, In } from 'typeorm';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { DataSource, In, IsNull } from 'typeorm';
 import { AccessProfile } from '../access-profiles/access-profile.entity.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ProblemException } from '../common/errors/problem.js';
@@ -9,8 +9,15 @@ import type { AppConfig } from '../config/config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import { PairingSession } from '../pairing/pairing-session.entity.js';
 import { ChainVerificationError, EndpointChainVerifier, type VerifiedEndpoint } from '../pki/endpoint-chain.js';
-import { ecdsaSign } from '../protocol/crypto/p256.js';
-import { ENTITLEMENT_PROFILES, encodeEntitlements } from '../protocol/entitlements.js';
+import { P256PublicKey, ecdsaSign } from '../protocol/crypto/p256.js';
+import { ProtocolError } from '../protocol/errors.js';
+import {
+  decodeSignedFriendAttestation,
+  verifyFriendAttestation,
+  type SignedFriendAttestation,
+} from '../protocol/friend-attestation.js';
+import { ENTITLEMENT_PROFILES, decodeEntitlements, encodeEntitlements, hasRight } from '../protocol/entitlements.js';
+import { entitlementsTlv } from '../access-profiles/entitlements-record.js';
 import { encodeKtsReceipt, ktsReceiptMessage } from '../protocol/kts-receipt.js';
 import { CommandOutboxService } from '../telematics/command-outbox.service.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
@@ -51,6 +58,7 @@ function decodeChain(chain: string[]): Buffer[] {
 export class KeyRegistrationService {
   private readonly chains: EndpointChainVerifier;
   private readonly ktsKey: KeyObject;
+  private readonly friendKeyLimit: number;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -61,11 +69,14 @@ export class KeyRegistrationService {
   ) {
     this.chains = new EndpointChainVerifier(config.pki.vehicleOemRootCertPem);
     this.ktsKey = createPrivateKey(config.pki.ktsKeyPem);
+    this.friendKeyLimit = config.friendKeyLimit;
   }
 
   async register(partner: string, dto: RegisterKeyDto, context: RequestContext): Promise<KeyRegistrationResponse> {
     try {
-      return await this.registerOwner(partner, dto, context);
+      return dto.role === 'friend'
+        ? await this.registerFriend(partner, dto, context)
+        : await this.registerOwner(partner, dto, context);
     } catch (error) {
       if (error instanceof ProblemException && error.getStatus() < 500) {
         await this.dataSource
@@ -197,23 +208,154 @@ export class KeyRegistrationService {
       });
       return created;
     });
+    return this.withReceipt(key, dto.vehicleId, endpoint, issuedAtMs);
+  }
+
+  /** Signs the KTS receipt (PROTOCOL.md §3.4) for a registered key. */
+  private withReceipt(
+    key: DigitalKey,
+    vehicleIdentifier: string,
+    endpoint: VerifiedEndpoint,
+    issuedAtMs: number,
+  ): KeyRegistrationResponse {
     const signature = ecdsaSign(
       this.ktsKey,
       ktsReceiptMessage({
-        vehicleIdentifier: Buffer.from(dto.vehicleId, 'hex'),
+        vehicleIdentifier: Buffer.from(vehicleIdentifier, 'hex'),
         keyIdentifier: Buffer.from(key.keyIdentifier, 'hex'),
         endpointCertificateDer: endpoint.certificateDer,
         issuedAtMs,
       }),
     );
     return {
-      ...toPartnerKeyResponse(key, dto.vehicleId),
+      ...toPartnerKeyResponse(key, vehicleIdentifier),
       ktsReceipt: {
         issuedAtMs,
         signature: signature.toString('base64'),
         encoded: encodeKtsReceipt({ issuedAtMs, signature }).toString('base64'),
       },
     };
+  }
+
+  /**
+   * A friend key (PROTOCOL.md §7 step 4): the owner device signed an attestation for this
+   * endpoint with entitlements of one of the automaker's profiles, friends cannot re-share, and
+   * the vehicle has room under the friend-key limit.
+   */
+  private async registerFriend(
+    partner: string,
+    dto: RegisterKeyDto,
+    context: RequestContext,
+  ): Promise<KeyRegistrationResponse> {
+    const endpoint = this.verifyChain(dto);
+    if (!dto.attestation)
+      throw new ProblemException('validation-failed', 'a friend key needs the owner-signed attestation');
+    let signed: SignedFriendAttestation;
+    try {
+      signed = decodeSignedFriendAttestation(Buffer.from(dto.attestation, 'base64'));
+    } catch (error) {
+      if (error instanceof ProtocolError)
+        throw new ProblemException('validation-failed', `attestation refused: ${error.message}`);
+      throw error;
+    }
+    const { attestation } = signed;
+    if (attestation.vehicleIdentifier.toString('hex') !== dto.vehicleId) {
+      throw new ProblemException('validation-failed', 'the attestation is for another vehicle');
+    }
+    if (!attestation.endpointPublicKey.equals(endpoint.publicKeyPoint)) {
+      throw new ProblemException('validation-failed', 'the attestation names another endpoint key');
+    }
+    const now = new Date();
+    if (attestation.notAfter <= now)
+      throw new ProblemException('validation-failed', 'the attestation window has ended');
+    const entitlements = decodeEntitlements(attestation.entitlements);
+    if (hasRight(entitlements, 'share') || hasRight(entitlements, 'manage-keys')) {
+      throw new ProblemException('validation-failed', 'friends cannot re-share or manage keys');
+    }
+    const issuedAtMs = Date.now();
+    const key = await this.dataSource.transaction(async (manager) => {
+      const vehicle = await manager.findOne(Vehicle, {
+        where: { vehicleIdentifier: dto.vehicleId },
+        lock: { mode: 'pessimistic_write' },
+      });
+      if (!vehicle) throw new ProblemException('not-found', `vehicle ${dto.vehicleId} does not exist`);
+      const owner = await manager.findOne(DigitalKey, {
+        where: { vehicleId: vehicle.id, keyIdentifier: attestation.ownerKeyId.toString('hex'), role: 'owner' },
+      });
+      if (!owner || owner.state !== 'active') {
+        throw new ProblemException('conflict', 'the attestation is not signed by an active owner key of this vehicle');
+      }
+      const ownerKey = P256PublicKey.fromKeyObject(new X509Certificate(owner.endpointCertificatePem).publicKey);
+      if (!verifyFriendAttestation(signed, ownerKey)) {
+        throw new ProblemException('validation-failed', 'the attestation signature does not verify with the owner key');
+      }
+      const profiles = await manager.find(AccessProfile, { where: { retiredAt: IsNull() } });
+      const profile = profiles.find((candidate) =>
+        entitlementsTlv(candidate.entitlements).equals(attestation.entitlements),
+      );
+      if (!profile)
+        throw new ProblemException(
+          'validation-failed',
+          "the entitlements match none of the automaker's access profiles",
+        );
+      if (await manager.exists(DigitalKey, { where: { keyIdentifier: endpoint.keyIdentifier } })) {
+        throw new ProblemException('conflict', `key ${endpoint.keyIdentifier} is already registered`);
+      }
+      const friends = await manager.count(DigitalKey, {
+        where: { vehicleId: vehicle.id, role: 'friend', state: In([...LIVE_STATES]) },
+      });
+      if (friends >= this.friendKeyLimit) {
+        throw new ProblemException(
+          'conflict',
+          `the vehicle already has ${friends} friend keys (limit ${this.friendKeyLimit})`,
+        );
+      }
+      const created = await manager.save(
+        manager.create(DigitalKey, {
+          keyIdentifier: endpoint.keyIdentifier,
+          vehicleId: vehicle.id,
+          role: 'friend',
+          state: 'pending',
+          partner,
+          endpointCertificatePem: endpoint.certificatePem,
+          accessProfileId: profile.id,
+          entitlements: attestation.entitlements,
+          ownerKeyId: owner.id,
+          notBefore: attestation.notBefore,
+          notAfter: attestation.notAfter,
+        }),
+      );
+      const add = await this.outbox.enqueue(manager, {
+        vehicleId: vehicle.id,
+        command: 'ADD_KEY',
+        fields: {
+          keyId: created.keyIdentifier,
+          role: 'friend',
+          state: 'active',
+          endpointPublicKey: endpoint.publicKeyPoint.toString('hex'),
+          entitlements: attestation.entitlements.toString('hex'),
+        },
+        changesKeyList: true,
+        correlationId: context.correlationId,
+      });
+      await this.audit.append(manager, {
+        actor: context.actor,
+        action: 'key.registered',
+        subject: { type: 'key', id: created.keyIdentifier },
+        details: {
+          vehicleId: dto.vehicleId,
+          role: 'friend',
+          ownerKeyId: owner.keyIdentifier,
+          accessProfile: profile.name,
+          notBefore: attestation.notBefore.toISOString(),
+          notAfter: attestation.notAfter.toISOString(),
+          seq: add.seq,
+        },
+        correlationId: context.correlationId,
+      });
+      return created;
+    });
+    return this.withReceipt(key, dto.vehicleId, endpoint, issuedAtMs);
   }
 
   async get(partner: string, keyIdentifier: string): Promise<PartnerKeyResponse> {

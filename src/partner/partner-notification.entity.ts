@@ -6,6 +6,7 @@ export const PARTNER_NOTIFICATION_TYPES = [
   'KEY_RESUMED',
   'KEY_TERMINATING',
   'KEY_TERMINATED',
+  'FRIEND_KEY_ENROLLED',
 ] as const;
 export type PartnerNotificationType = (typeof PARTNER_NOTIFICATION_TYPES)[number];
 

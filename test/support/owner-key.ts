@@ -43,7 +43,7 @@ export async function startPairing(system: TestSystem, vin: string): Promise<Pai
 export async function endpointChain(
   system: TestSystem,
   vehicleIdentifier: string,
-  options: { key?: Buffer; notBefore?: Date; notAfter?: Date } = {},
+  options: { key?: Buffer; notBefore?: Date; notAfter?: Date; role?: 'owner' | 'friend' } = {},
 ): Promise<{ key: Buffer; endpoint: Buffer; chain: string[] }> {
   const instance = await loadCertificateAuthority(system.pki.set.instanceCaCert, system.pki.set.instanceCaKey);
   const key = options.key ?? newEndpointPoint();
@@ -51,7 +51,7 @@ export async function endpointChain(
     instanceCa: instance,
     endpointPublicKey: key,
     vehicleIdentifier: Buffer.from(vehicleIdentifier, 'hex'),
-    role: 'owner',
+    role: options.role ?? 'owner',
     notBefore: options.notBefore,
     notAfter: options.notAfter,
   });
@@ -64,9 +64,9 @@ export async function endpointChain(
 }
 
 /** Pairs an owner key for a test car end to end on the server side and waits until it is active. */
-export async function activeOwnerKey(system: TestSystem, car: TestCar): Promise<Registration> {
+export async function activeOwnerKey(system: TestSystem, car: TestCar, key?: Buffer): Promise<Registration> {
   await startPairing(system, car.vin);
-  const { chain } = await endpointChain(system, car.vehicleIdentifier);
+  const { chain } = await endpointChain(system, car.vehicleIdentifier, { key });
   const res = await mtlsRequest<Registration>(system, 'POST', '/partner/v1/keys', {
     identity: system.pki.partner,
     body: { vehicleId: car.vehicleIdentifier, role: 'owner', certificateChain: chain },

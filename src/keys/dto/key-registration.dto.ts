@@ -38,9 +38,20 @@ export class RegisterKeyDto {
   @Matches(/^[0-9a-f]{16}$/, { message: 'vehicleId must be 16 lower-case hex digits' })
   vehicleId!: string;
 
-  @ApiProperty({ enum: ['owner'], description: 'Friend keys are registered through sharing.' })
-  @IsIn(['owner'])
-  role!: 'owner';
+  @ApiProperty({
+    enum: ['owner', 'friend'],
+    description: 'owner: under an open pairing session. friend: with the owner-signed attestation of PROTOCOL.md §7.',
+  })
+  @IsIn(['owner', 'friend'])
+  role!: 'owner' | 'friend';
+
+  @ApiPropertyOptional({
+    description: 'friend only: the SignedFriendAttestation (DER, base64) the owner device signed (PROTOCOL.md §7).',
+  })
+  @IsOptional()
+  @IsBase64()
+  @MaxLength(2048)
+  attestation?: string;
 
   @ApiProperty({
     description:
