@@ -1,6 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource, In, type EntityManager } from 'typeorm';
+import { AccessProfile } from '../access-profiles/access-profile.entity.js';
+import { entitlementsTlv } from '../access-profiles/entitlements-record.js';
 import { AuditService } from '../audit/audit.service.js';
+import { decodeEntitlements, hasRight } from '../protocol/entitlements.js';
 import { ProblemException } from '../common/errors/problem.js';
 import type { RequestContext } from '../common/request/request-context.js';
 import type { PartnerNotificationType } from '../partner/partner-notification.entity.js';
@@ -86,6 +89,69 @@ export class KeyLifecycleService {
           );
       }
       await this.change(manager, key, vehicle, operation, context, reason);
+      return toKeyView(key, vehicle);
+    });
+  }
+
+  /**
+   * Changes a friend key's access profile (PROTOCOL.md §6): the new entitlements reach the car
+   * as SET_ENTITLEMENTS through the same delivery path, and the partner is told.
+   */
+  async changeAccessProfile(
+    keyIdentifier: string,
+    accessProfileId: string,
+    context: RequestContext,
+    reason?: string,
+  ): Promise<KeyView> {
+    return this.dataSource.transaction(async (manager) => {
+      const { key, vehicle } = await this.lockKey(manager, keyIdentifier, {});
+      if (key.role !== 'friend')
+        throw new ProblemException('conflict', 'only friend keys have a changeable access profile');
+      if (!['pending', 'active', 'suspended'].includes(key.state)) {
+        throw new ProblemException('conflict', `key ${keyIdentifier} is ${key.state}`, { currentState: key.state });
+      }
+      const profile = await manager.findOneBy(AccessProfile, { id: accessProfileId });
+      if (!profile || profile.retiredAt)
+        throw new ProblemException('not-found', `access profile ${accessProfileId} does not exist`);
+      const tlv = entitlementsTlv(profile.entitlements);
+      const entitlements = decodeEntitlements(tlv);
+      if (hasRight(entitlements, 'share') || hasRight(entitlements, 'manage-keys')) {
+        throw new ProblemException('validation-failed', 'friends cannot get share or manage rights');
+      }
+      const from = key.accessProfileId;
+      key.accessProfileId = profile.id;
+      key.entitlements = tlv;
+      await manager.save(key);
+      const delivery = await this.outbox.enqueue(manager, {
+        vehicleId: vehicle.id,
+        command: 'SET_ENTITLEMENTS',
+        fields: { keyId: key.keyIdentifier, entitlements: tlv.toString('hex') },
+        changesKeyList: true,
+        correlationId: context.correlationId,
+      });
+      await this.notifications.enqueue(manager, {
+        partner: key.partner,
+        keyIdentifier: key.keyIdentifier,
+        keyVersion: key.version,
+        vehicleIdentifier: vehicle.vehicleIdentifier,
+        state: key.state,
+        type: 'ACCESS_PROFILE_CHANGED',
+        correlationId: context.correlationId,
+      });
+      await this.audit.append(manager, {
+        actor: context.actor,
+        action: 'key.access-profile-changed',
+        subject: { type: 'key', id: key.keyIdentifier },
+        details: {
+          from,
+          to: profile.id,
+          profile: profile.name,
+          entitlements: tlv.toString('hex'),
+          seq: delivery.seq,
+          reason,
+        },
+        correlationId: context.correlationId,
+      });
       return toKeyView(key, vehicle);
     });
   }

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Put, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { OperatorAuthGuard, RequireScopes } from '../common/auth/operator-auth.guard.js';
 import { ApiIdempotencyKey, ApiProblems } from '../common/errors/api-problems.decorator.js';
@@ -6,6 +6,7 @@ import { Context, type RequestContext } from '../common/request/request-context.
 import { VinParamDto } from '../vehicles/dto/vehicle.dto.js';
 import { KeyIdParamDto } from './dto/key-registration.dto.js';
 import {
+  ChangeAccessProfileDto,
   KeyLifecycleRequestDto,
   KeyView,
   TerminateAllKeysDto,
@@ -89,6 +90,23 @@ export class KeysController {
     @Context() context: RequestContext,
   ): Promise<KeyView> {
     return this.lifecycle.apply(params.keyId, 'terminate', context, {}, body.reason);
+  }
+
+  @Put('keys/:keyId/access-profile')
+  @RequireScopes('keys:write')
+  @ApiOperation({
+    summary: "Change a friend key's access profile",
+    description:
+      'The new entitlements reach the car as SET_ENTITLEMENTS; the Device OEM is notified (ACCESS_PROFILE_CHANGED).',
+  })
+  @ApiResponse({ status: 200, type: KeyView, description: 'Changed.' })
+  @ApiProblems(400, 401, 403, 404, 409)
+  changeAccessProfile(
+    @Param() params: KeyIdParamDto,
+    @Body() body: ChangeAccessProfileDto,
+    @Context() context: RequestContext,
+  ): Promise<KeyView> {
+    return this.lifecycle.changeAccessProfile(params.keyId, body.accessProfileId, context, body.reason);
   }
 
   @Post('vehicles/:vin/keys/terminate-all')

@@ -7,6 +7,7 @@ export const PARTNER_NOTIFICATION_TYPES = [
   'KEY_TERMINATING',
   'KEY_TERMINATED',
   'FRIEND_KEY_ENROLLED',
+  'ACCESS_PROFILE_CHANGED',
 ] as const;
 export type PartnerNotificationType = (typeof PARTNER_NOTIFICATION_TYPES)[number];
 

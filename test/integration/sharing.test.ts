@@ -154,6 +154,34 @@ describe('sharing: friend keys registered with the owner-signed attestation (ser
     expect(third.text).toContain('limit 2');
   });
 
+  it("changes a friend's access profile and tells the car (SET_ENTITLEMENTS); owners and sharing rights are refused", async () => {
+    const { car, owner, ownerKeyId } = await ownedCar(6);
+    const friend = (await shareRequest(car, owner, ownerKeyId)).body.keyId;
+    const operator = await system.operatorToken(['keys:read', 'keys:write']);
+    const profiles = await adminRequest<{ items: Array<{ id: string; name: string }> }>(
+      system,
+      'GET',
+      '/v1/access-profiles',
+      {
+        token: operator,
+      },
+    );
+    const id = (name: string) => profiles.body.items.find((p) => p.name === name)!.id;
+    const change = (keyId: string, name: string) =>
+      adminRequest<{ state: string }>(system, 'PUT', `/v1/keys/${keyId}/access-profile`, {
+        token: operator,
+        body: { accessProfileId: id(name), reason: 'can drive now' },
+      });
+    expect((await change(friend, 'UNLOCK_AND_DRIVE')).status).toBe(200);
+    await eventually(
+      () => car.appliedCommands.find((c) => c.cmd === 'SET_ENTITLEMENTS' && c.keyId === friend),
+      (c) => c !== undefined,
+    );
+    expect(car.appliedCommands.find((c) => c.cmd === 'SET_ENTITLEMENTS')?.entitlements).toBe('01010d');
+    expect((await change(ownerKeyId, 'UNLOCK_ONLY')).status).toBe(409);
+    expect((await change(friend, 'OWNER')).status).toBe(400);
+  });
+
   it('revokes a friend the owner deleted at the car, and all friends with the owner key', async () => {
     const { car, owner, ownerKeyId } = await ownedCar(5);
     const friendA = (await shareRequest(car, owner, ownerKeyId)).body.keyId;

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { IsOptional, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
 import { VIN_PATTERN } from '../../vehicles/dto/vehicle.dto.js';
 
 export class KeyLifecycleRequestDto {
@@ -8,6 +8,12 @@ export class KeyLifecycleRequestDto {
   @IsString()
   @MaxLength(200)
   reason?: string;
+}
+
+export class ChangeAccessProfileDto extends KeyLifecycleRequestDto {
+  @ApiProperty({ format: 'uuid', description: 'An active access profile without share or manage rights.' })
+  @IsUUID()
+  accessProfileId!: string;
 }
 
 export class TerminateAllKeysDto extends KeyLifecycleRequestDto {
