@@ -38,6 +38,8 @@ export interface AppConfig {
   pkiDir: string;
   api: { host: string; port: number };
   admin: { host: string; port: number };
+  /** The worker's Prometheus endpoint (`/metrics`); port 0 picks a free one. */
+  workerMetrics: { host: string; port: number };
   partners: PartnerAllowEntry[];
   /** Live friend keys one vehicle may have (PROTOCOL.md §7: 5 by default). */
   friendKeyLimit: number;
@@ -259,6 +261,10 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
     pkiDir,
     api: { host: text(env, 'API_HOST', '0.0.0.0'), port: integer(env, 'API_PORT', 8443, 0, 65535) },
     admin: { host: text(env, 'ADMIN_HOST', '127.0.0.1'), port: integer(env, 'ADMIN_PORT', 8080, 0, 65535) },
+    workerMetrics: {
+      host: text(env, 'WORKER_METRICS_HOST', '127.0.0.1'),
+      port: integer(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),
+    },
     partners,
     friendKeyLimit: integer(env, 'FRIEND_KEY_LIMIT', 5, 0, 100),
     partnerNotificationUrls: parseNotificationUrls(

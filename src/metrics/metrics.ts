@@ -6,6 +6,8 @@ export class AppMetrics {
   readonly registry = new Registry();
   readonly httpDuration: Histogram<'listener' | 'method' | 'route' | 'status'>;
   readonly httpRequests: Counter<'listener' | 'method' | 'route' | 'status'>;
+  /** Commit of a command → the car's signed ack: the revocation latency when the command is SET_STATE. */
+  readonly commandAckLatency: Histogram<'command'>;
 
   constructor(dataSource: DataSource) {
     collectDefaultMetrics({ register: this.registry, prefix: 'dks_' });
@@ -20,6 +22,13 @@ export class AppMetrics {
       name: 'dks_http_requests_total',
       help: 'HTTP requests by listener, route and status',
       labelNames: ['listener', 'method', 'route', 'status'],
+      registers: [this.registry],
+    });
+    this.commandAckLatency = new Histogram({
+      name: 'dks_command_ack_latency_seconds',
+      help: 'Time from the commit of a command to the car acknowledging it, by command',
+      labelNames: ['command'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
       registers: [this.registry],
     });
     // Delivery state is read from PostgreSQL at scrape time: the truth, whichever worker did the work.

@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { AppMetrics } from '../metrics/metrics.js';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
 import { DataSource, In, LessThanOrEqual, type EntityManager } from 'typeorm';
@@ -24,6 +25,7 @@ export class DeliveryLedgerService {
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
     private readonly notifications: PartnerNotificationsService,
+    @Optional() private readonly metrics?: AppMetrics,
   ) {}
 
   private vehicleKey(vehicle: Vehicle): KeyObject {
@@ -76,6 +78,10 @@ export class DeliveryLedgerService {
         delivery.lastError = null;
         await manager.save(delivery);
         await this.applyAckEffects(manager, vehicle, delivery);
+        this.metrics?.commandAckLatency.observe(
+          { command: delivery.command },
+          (delivery.ackedAt.getTime() - delivery.createdAt.getTime()) / 1000,
+        );
       }
       return delivery;
     });

@@ -70,6 +70,9 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
     );
     expect(vehicle.body.ackedSeq).toBe(1);
     expect(vehicle.body.ackedKeyListDigest).toBe(target.unit.keyListDigest());
+    // The worker reports commit → ack latency.
+    const metrics = await fetch(`http://127.0.0.1:${system.worker!.metricsPort}/metrics`).then((res) => res.text());
+    expect(metrics).toMatch(/dks_command_ack_latency_seconds_count\{command="SYNC"\} [1-9]/);
     // The job in Redis carries identifiers only.
     const job = await system.server.queues.vehicleCommands.getJob((await outboxIdOf(queued.id))!);
     expect(Object.keys(job!.data).sort()).toEqual(['correlationId', 'deliveryId']);

@@ -103,6 +103,7 @@ export function testConfig(pki: TestPki, database: TestDatabase, options: TestCo
       API_HOST: '127.0.0.1',
       API_PORT: '0',
       ADMIN_PORT: '0',
+      WORKER_METRICS_PORT: '0',
       LOG_LEVEL: 'error',
       QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
       OUTBOX_RELAY_INTERVAL_MS: '50',
