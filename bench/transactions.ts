@@ -10,6 +10,15 @@ import { SimulatedVehicle } from '../src/sim/vehicle/simulated-vehicle.js';
 import type { ReaderLocation } from '../src/sim/vehicle/vehicle-events.js';
 import { CryptoFloor, type FloorScenario } from './crypto-floor.js';
 import { EphemeralPool } from './ephemeral-pool.js';
+import {
+  printReport,
+  progress,
+  quickRun as quick,
+  round,
+  summariseLatencies,
+  type BenchResult as Result,
+  type Measurement as ThreadMeasurement,
+} from './report.js';
 
 /**
  * Transactions per second and latency of the simulated car + software SE over a zero-latency
@@ -30,12 +39,7 @@ interface Task {
   readonly durationMs: number;
 }
 
-interface Measurement {
-  readonly count: number;
-  readonly timedNs: number;
-  /** Per-transaction latencies, nanoseconds. */
-  readonly latenciesNs: Float64Array;
-  readonly failures: number;
+interface Measurement extends ThreadMeasurement {
   readonly poolMisses: number;
 }
 
@@ -147,43 +151,10 @@ interface Summary {
   readonly poolMisses: number;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
 function summarise(measurements: readonly Measurement[]): Summary {
-  const all = new Float64Array(measurements.reduce((n, m) => n + m.latenciesNs.length, 0));
-  let offset = 0;
-  for (const m of measurements) {
-    all.set(m.latenciesNs, offset);
-    offset += m.latenciesNs.length;
-  }
-  all.sort();
-  return {
-    // Threads run side by side: the aggregate rate is the sum of each thread's rate.
-    tps: measurements.reduce((sum, m) => sum + m.count / (m.timedNs / 1e9), 0),
-    p50Ms: percentile(all, 50) / 1e6,
-    p99Ms: percentile(all, 99) / 1e6,
-    count: all.length,
-    failures: measurements.reduce((n, m) => n + m.failures, 0),
-    poolMisses: measurements.reduce((n, m) => n + m.poolMisses, 0),
-  };
+  const { rate, ...latencies } = summariseLatencies(measurements);
+  return { tps: rate, ...latencies, poolMisses: measurements.reduce((n, m) => n + m.poolMisses, 0) };
 }
-
-interface Result {
-  name: string;
-  value: number;
-  unit: string;
-  floor: number;
-  target: number | null;
-  ok: boolean | null;
-}
-
-const json = process.argv.includes('--json');
-const quick = process.argv.includes('--quick');
-const progress = (line: string): void => {
-  process.stderr.write(`${line}\n`);
-};
 
 async function run(task: Task, threads: number): Promise<Summary> {
   const label = `${task.scenario} ${task.path} (${task.ephemerals} ephemerals, ${threads} thread${threads > 1 ? 's' : ''})`;
@@ -196,11 +167,6 @@ async function run(task: Task, threads: number): Promise<Summary> {
       (summary.failures ? `, ${summary.failures} FAILED` : ''),
   );
   return summary;
-}
-
-function round(value: number, digits: number): number {
-  const factor = 10 ** digits;
-  return Math.round(value * factor) / factor;
 }
 
 async function main(): Promise<void> {
@@ -276,10 +242,6 @@ async function main(): Promise<void> {
     }
   }
 
-  if (json) {
-    process.stdout.write(`${JSON.stringify({ results })}\n`);
-    return;
-  }
   const header = [
     'scenario',
     'configuration',
@@ -293,23 +255,14 @@ async function main(): Promise<void> {
     'status',
     'transactions',
   ];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i])).join('  ');
-  const out = [
-    '',
-    line(header),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.map(line),
-    '',
+  printReport(results, header, rows, [
     'standard = engine start (always standard, §4.4); fast = unlock with a stored Kpersistent.',
     'Car + software SE in one process, zero-latency in-memory NFC link; every transaction is checked (granted, right type).',
     'pooled: ephemeral key pairs precomputed between timed batches, as SEs and readers do while idle; key generation',
     'is then off the timed path (for the floor too). inline: generated inside each timed transaction.',
     `worker threads: ${workers} independent car/phone pairs side by side; tx/s is the sum of both threads' rates.`,
     'floor: the bare node:crypto operations of the same transaction (ECDH, ECDSA, SHA-256/HKDF, AES/CMAC), same run.',
-    '',
-  ];
-  process.stdout.write(out.join('\n'));
+  ]);
 }
 
 if (isMainThread) {

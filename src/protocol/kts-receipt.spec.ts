@@ -2,7 +2,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ProtocolError } from './errors.js';
 import { P256KeyPair } from './crypto/p256.js';
-import { decodeKtsReceipt, encodeKtsReceipt, ktsReceiptMessage, KTS_RECEIPT_LENGTH } from './kts-receipt.js';
+import { sha256 } from './crypto/kdf.js';
+import {
+  decodeKtsReceipt,
+  encodeKtsReceipt,
+  ktsReceiptMessage,
+  ktsReceiptMessageFromDigest,
+  KTS_RECEIPT_LENGTH,
+} from './kts-receipt.js';
 
 describe('KTS receipt (PROTOCOL.md §3.4)', () => {
   const fields = {
@@ -19,6 +26,18 @@ describe('KTS receipt (PROTOCOL.md §3.4)', () => {
     expect(message.subarray(15, 23).toString('hex')).toBe('a1a2a3a4a5a6a7a8');
     expect(message.length).toBe(7 + 8 + 8 + 32 + 8);
     expect(message.readBigUInt64BE(55)).toBe(1_796_000_000_000n);
+  });
+
+  it('builds the same message from the certificate digest a car keeps after pairing', () => {
+    const { endpointCertificateDer, ...rest } = fields;
+    const fromDigest = ktsReceiptMessageFromDigest({
+      ...rest,
+      endpointCertificateDigest: sha256(endpointCertificateDer),
+    });
+    expect(fromDigest.equals(ktsReceiptMessage(fields))).toBe(true);
+    expect(() => ktsReceiptMessageFromDigest({ ...rest, endpointCertificateDigest: Buffer.alloc(31) })).toThrow(
+      ProtocolError,
+    );
   });
 
   it('signs and verifies, and a changed certificate breaks it', () => {

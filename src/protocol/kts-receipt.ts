@@ -13,13 +13,22 @@ export interface KtsReceiptFields {
 
 /** The bytes the KTS key signs: `"KTS-REG" ‖ vehicleIdentifier(8) ‖ keyId(8) ‖ SHA-256(cert DER) ‖ unix-ms(8)`. */
 export function ktsReceiptMessage(fields: KtsReceiptFields): Buffer {
+  const { endpointCertificateDer, ...rest } = fields;
+  return ktsReceiptMessageFromDigest({ ...rest, endpointCertificateDigest: sha256(endpointCertificateDer) });
+}
+
+/** The same message from the certificate's SHA-256, which is all a car keeps after pairing (§3.4). */
+export function ktsReceiptMessageFromDigest(
+  fields: Omit<KtsReceiptFields, 'endpointCertificateDer'> & { endpointCertificateDigest: Uint8Array },
+): Buffer {
   checkLength(fields.vehicleIdentifier, 8, 'vehicle identifier');
   checkLength(fields.keyIdentifier, 8, 'key identifier');
+  checkLength(fields.endpointCertificateDigest, 32, 'certificate digest');
   return concatBytes(
     KTS_RECEIPT_LABEL,
     fields.vehicleIdentifier,
     fields.keyIdentifier,
-    sha256(fields.endpointCertificateDer),
+    fields.endpointCertificateDigest,
     u64(fields.issuedAtMs),
   );
 }

@@ -86,6 +86,17 @@ describe('SecureChannel (§4.5)', () => {
     expect(reader.counter).toBe(1);
   });
 
+  it('a pairing channel (§3.4) opens with the first WRITE DATA of the car at counter 0', () => {
+    const reader = SecureChannel.afterPairing(keys, 'reader');
+    const device = SecureChannel.afterPairing(keys, 'device');
+    expect(reader.counter).toBe(0);
+    expectCode(() => device.wrapResponse(Buffer.alloc(0)), 'bad-state');
+    const header = { ins: 0xd4, p1: 0, p2: 0 };
+    expect(device.unwrapCommand(reader.wrapCommand(header, Buffer.from('DF01')), header)).toEqual(Buffer.from('DF01'));
+    expect(reader.unwrapResponse(device.wrapResponse(Buffer.alloc(0)))).toHaveLength(0);
+    expect([reader.counter, device.counter]).toEqual([1, 1]);
+  });
+
   it('refuses messages out of order or from the wrong side without closing the channel', () => {
     const reader = SecureChannel.afterAuth1(keys, 'reader');
     expectCode(() => reader.wrapCommand(EXCHANGE_HEADER, Buffer.alloc(1)), 'bad-state');

@@ -83,6 +83,14 @@ export class SecureChannel {
     return new SecureChannel(keys, role, 'fast');
   }
 
+  /**
+   * Owner-pairing channel under the SPAKE2+ system keys (§3.4): no AUTH1 response precedes it,
+   * so, as after a fast transaction, the car's first WRITE DATA is the message at counter 0.
+   */
+  static afterPairing(keys: SessionKeys, role: SecureChannelRole): SecureChannel {
+    return new SecureChannel(keys, role, 'fast');
+  }
+
   /** Counter value the next message will use. */
   get counter(): number {
     return this.counterValue;

@@ -35,6 +35,46 @@ export interface PartnerResponse<T> {
   body: T;
 }
 
+/** What a phone sends its maker's backend to register ("track") a new owner key (§3.4). */
+export interface KeyRegistrationRequest {
+  /** 8-byte vehicle identifier, hex. */
+  vehicleId: string;
+  role: 'owner';
+  /** DER: endpoint, Instance CA, Device OEM CA cross-signed by the Vehicle OEM root (§2). */
+  certificateChain: readonly Uint8Array[];
+  deviceMetadata?: { deviceType?: string; model?: string; osVersion?: string };
+}
+
+/** The Vehicle OEM server's answer: the key as it tracks it, and the KTS receipt for the car. */
+export interface KeyRegistration {
+  keyId: string;
+  vehicleId: string;
+  role: string;
+  state: string;
+  ktsReceipt: { issuedAtMs: number; signature: string; encoded: string };
+}
+
+/** The key as the Vehicle OEM server reports it to its partner. */
+export interface PartnerKey {
+  keyId: string;
+  vehicleId: string;
+  role: string;
+  state: string;
+}
+
+/** The Vehicle OEM server refused a partner call; `problem` is its problem+json body. */
+export class PartnerCallError extends Error {
+  override readonly name = 'PartnerCallError';
+
+  constructor(
+    readonly status: number,
+    readonly problem: unknown,
+  ) {
+    const detail = (problem as { detail?: unknown } | null)?.detail;
+    super(`the Vehicle OEM server answered ${status}${typeof detail === 'string' ? `: ${detail}` : ''}`);
+  }
+}
+
 const MAX_BODY = 64 * 1024;
 
 /**
@@ -80,6 +120,26 @@ export class DeviceOemBackend {
     this.agent.destroy();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Registers a device's owner key with the Vehicle OEM server (`POST /partner/v1/keys`, §3.4). */
+  async registerKey(request: KeyRegistrationRequest): Promise<KeyRegistration> {
+    const response = await this.call<KeyRegistration>('POST', '/partner/v1/keys', {
+      vehicleId: request.vehicleId,
+      role: request.role,
+      certificateChain: request.certificateChain.map((der) => Buffer.from(der).toString('base64')),
+      ...(request.deviceMetadata ? { deviceMetadata: request.deviceMetadata } : {}),
+    });
+    if (response.status !== 201) throw new PartnerCallError(response.status, response.body);
+    return response.body;
+  }
+
+  /** The key's state as the Vehicle OEM server tracks it (`GET /partner/v1/keys/{keyId}`). */
+  async getKey(keyId: string): Promise<PartnerKey> {
+    if (!/^[0-9a-f]{12,16}$/.test(keyId)) throw new RangeError('keyId must be 12-16 lower-case hex digits');
+    const response = await this.call<PartnerKey>('GET', `/partner/v1/keys/${keyId}`);
+    if (response.status !== 200) throw new PartnerCallError(response.status, response.body);
+    return response.body;
   }
 
   /** Calls the Vehicle OEM server's partner API. */

@@ -82,8 +82,12 @@ describe('SoftwareSecureElement APDU handling (§4.2)', () => {
     expect(response.sw).toBe(SW.OK);
     expect(parseSelectResponse(response.data)).toEqual([PROTOCOL_VERSION_2]);
     expect(se.sessionPhase).toBe('selected');
-    expect(sw(se.transmit(encodeSelectCommand(FRAMEWORK_APPLET_AID)))).toBe(SW.NOT_FOUND);
+    expect(sw(se.transmit(encodeSelectCommand(Buffer.from('a000000809434343444b587631', 'hex'))))).toBe(SW.NOT_FOUND);
     expect(se.sessionPhase).toBe('idle');
+    // The framework applet (§3.2) is there too; selecting it leaves the transaction applet.
+    se.transmit(encodeSelectCommand());
+    expect(sw(se.transmit(encodeSelectCommand(FRAMEWORK_APPLET_AID)))).toBe(SW.OK);
+    expect([se.sessionPhase, se.frameworkPhase]).toEqual(['idle', 'selected']);
   });
 
   it('refuses unknown classes (6E00), unknown instructions (6D00), the wrong class for an instruction and bad lengths', () => {

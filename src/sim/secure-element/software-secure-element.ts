@@ -14,6 +14,7 @@ import {
   type KeyIdentifierProfile,
 } from '../../protocol/identifiers.js';
 import { CONFIDENTIAL_MAILBOX_SIZE, PRIVATE_MAILBOX_SIZE, processMailboxExchange } from '../../protocol/mailbox.js';
+import type { EndpointChainDer, PairingState } from '../../protocol/pairing.js';
 import { SecureChannel } from '../../protocol/secure-channel.js';
 import {
   checkSelectedVersion,
@@ -27,6 +28,7 @@ import {
   encodeAuth1Response,
   encodeSelectResponse,
   EXCHANGE_HEADER,
+  FRAMEWORK_APPLET_AID,
   INS,
   isFastTransactionCode,
   parseAuth0Command,
@@ -45,6 +47,15 @@ import {
   type TransactionContext,
 } from '../../protocol/transaction.js';
 import type { ContactlessCard } from '../nfc/contactless.js';
+import { ApduRefusal, statusWordFor } from './apdu-refusal.js';
+import {
+  FrameworkApplet,
+  type DevicePairingOutcome,
+  type FrameworkPhase,
+  type PairedKeyRequest,
+  type PairingSecretsDerivation,
+} from './framework-applet.js';
+import type { InstanceCertificateAuthority } from './instance-certificate-authority.js';
 import { sealState, unsealState } from './sealed-state.js';
 import { SecureElementError } from './secure-element-error.js';
 import { terminationAttestationMessage, type TerminationAttestation } from './termination-attestation.js';
@@ -79,6 +90,10 @@ export interface SoftwareSecureElementOptions {
   readonly ephemeralKeys?: () => EphemeralKeyPair;
   /** Endpoint key generation, injectable for vectors and tests only; the key never leaves the SE. */
   readonly generateEndpointKeyPair?: () => P256KeyPair;
+  /** The Device OEM's Instance CA for the automaker (§2, §3.4); without it the framework applet cannot pair. */
+  readonly instanceCa?: InstanceCertificateAuthority;
+  /** password → (w0, w1) for SPAKE2+ (§3.1); scrypt by default, injectable so benchmarks can time it apart. */
+  readonly derivePairingSecrets?: PairingSecretsDerivation;
 }
 
 export interface CreateKeyRequest {
@@ -121,8 +136,7 @@ export interface DeviceTransactionOutcome {
   readonly reason: ControlFlowReason;
 }
 
-/** ISO/IEC 7816-4 "no precise diagnosis": an internal fault, still answered with a status word. */
-export const SW_NO_PRECISE_DIAGNOSIS = 0x6f00;
+export { SW_NO_PRECISE_DIAGNOSIS } from './apdu-refusal.js';
 /** At most this many CONTROL FLOW outcomes are kept. */
 export const OUTCOME_HISTORY_LIMIT = 64;
 
@@ -136,19 +150,6 @@ const CLASS_OF_INSTRUCTION: ReadonlyMap<number, number> = new Map([
   [INS.EXCHANGE, CLA_SECURED],
   [INS.CONTROL_FLOW, CLA_PROPRIETARY],
 ]);
-
-/** An explicit refusal with its status word. */
-class ApduRefusal extends Error {
-  constructor(readonly sw: number) {
-    super(`refused with ${sw.toString(16)}`);
-  }
-}
-
-function statusWordFor(error: unknown): number {
-  if (error instanceof ApduRefusal) return error.sw;
-  if (error instanceof ProtocolError) return SW.BAD_DATA;
-  return SW_NO_PRECISE_DIAGNOSIS;
-}
 
 interface EndpointKeyRecord {
   readonly keyIdentifier: Buffer;
@@ -169,6 +170,10 @@ interface EndpointKeyRecord {
   entitlements: Buffer | undefined;
   readonly createdAtMs: number;
   termination: TerminationAttestation | undefined;
+  /** Owner pairing (§3.4): `[endpoint, Instance CA, Device OEM CA cross]`, DER. */
+  readonly certificateChain: EndpointChainDer | undefined;
+  /** The Vehicle OEM root the car wrote at pairing, DER. */
+  readonly vehicleOemRoot: Buffer | undefined;
 }
 
 interface TransactionSession {
@@ -213,6 +218,8 @@ interface PersistedKey {
   entitlements?: string;
   createdAtMs: number;
   termination?: { counter: string; unixMs: number; signature: string };
+  certificateChain?: string[];
+  vehicleOemRoot?: string;
 }
 
 interface PersistedState {
@@ -243,6 +250,9 @@ export class SoftwareSecureElement implements ContactlessCard {
   readonly #generateEndpointKeyPair: () => P256KeyPair;
   readonly #keys = new Map<string, EndpointKeyRecord>();
   readonly #outcomes: DeviceTransactionOutcome[] = [];
+  readonly #framework: FrameworkApplet;
+  /** The applet the last successful SELECT chose. */
+  #selected: 'transaction' | 'framework' | undefined;
   #phase: SessionPhase = 'idle';
   #session: TransactionSession | undefined;
   #field: FieldInfo | undefined;
@@ -256,6 +266,16 @@ export class SoftwareSecureElement implements ContactlessCard {
     this.#clock = options.clock ?? Date.now;
     this.#ephemeralKeys = options.ephemeralKeys ?? EphemeralKeyPair.generate;
     this.#generateEndpointKeyPair = options.generateEndpointKeyPair ?? P256KeyPair.generate;
+    this.#framework = new FrameworkApplet({
+      appletVersions: this.#versions,
+      clock: this.#clock,
+      keyStore: {
+        createPairedKey: (request, certify) => this.#createPairedKey(request, certify),
+        discardKey: (keyId) => this.#keys.delete(keyId),
+      },
+      ...(options.instanceCa ? { instanceCa: options.instanceCa } : {}),
+      ...(options.derivePairingSecrets ? { derivePairingSecrets: options.derivePairingSecrets } : {}),
+    });
   }
 
   get keyIdentifierProfile(): KeyIdentifierProfile {
@@ -277,11 +297,67 @@ export class SoftwareSecureElement implements ContactlessCard {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Owner pairing (§3): the framework applet
+  // ---------------------------------------------------------------------------------------------
+
+  /** The user typed the pairing password into the Wallet; SELECT now reports `D4` ready (§3.2). */
+  enterPairingPassword(password: string): void {
+    this.#framework.enterPassword(password);
+  }
+
+  cancelPairing(): void {
+    this.#framework.cancel();
+  }
+
+  get pairingState(): PairingState {
+    return this.#framework.pairingState;
+  }
+
+  /** For tests and the demo: where the framework applet is in the §3.2 sequence. */
+  get frameworkPhase(): FrameworkPhase {
+    return this.#framework.phase;
+  }
+
+  /** Recent pairing outcomes, oldest first. */
+  get pairingOutcomes(): readonly DevicePairingOutcome[] {
+    return this.#framework.outcomes;
+  }
+
+  /** `[endpoint, Instance CA, Device OEM CA cross]` (DER) of a paired key, for registration (§3.4). */
+  endpointCertificateChain(keyId: string): Buffer[] | undefined {
+    return this.#key(keyId).certificateChain?.map((der) => Buffer.from(der));
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Key management (the Wallet / pairing side; §3.4 and §5 wrap these)
   // ---------------------------------------------------------------------------------------------
 
   /** Generates an endpoint key pair inside the SE and binds it to one vehicle. */
   createKey(request: CreateKeyRequest): CreatedKey {
+    const record = this.#newKeyRecord(request);
+    if (this.#keys.has(record.keyId)) throw new SecureElementError('bad-argument', 'key identifier collision');
+    this.#keys.set(record.keyId, record);
+    return {
+      keyIdentifier: Buffer.from(record.keyIdentifier),
+      keyId: record.keyId,
+      endpointPublicKey: record.endpointPublicKey,
+    };
+  }
+
+  /** Pairing (§3.4): the key and its certificate chain are stored together or not at all. */
+  #createPairedKey(request: PairedKeyRequest, certify: (endpointPublicKey: Buffer) => EndpointChainDer): string {
+    const record = this.#newKeyRecord({ ...request, role: 'owner' });
+    const paired: EndpointKeyRecord = {
+      ...record,
+      certificateChain: certify(Buffer.from(record.endpointPublicKey)),
+      vehicleOemRoot: Buffer.from(request.vehicleOemRoot),
+    };
+    if (this.#keys.has(paired.keyId)) throw new SecureElementError('bad-argument', 'key identifier collision');
+    this.#keys.set(paired.keyId, paired);
+    return paired.keyId;
+  }
+
+  #newKeyRecord(request: CreateKeyRequest): EndpointKeyRecord {
     checkLength(request.vehicleIdentifier, VEHICLE_IDENTIFIER_LENGTH, 'vehicle identifier');
     const vehiclePublicKey = P256PublicKey.fromPoint(request.vehiclePublicKey);
     const privateMailboxSize = request.privateMailboxSize ?? PRIVATE_MAILBOX_SIZE;
@@ -294,7 +370,7 @@ export class SoftwareSecureElement implements ContactlessCard {
     const entitlements = request.entitlements === undefined ? undefined : encodeEntitlementsInput(request.entitlements);
     const signingKey = this.#generateEndpointKeyPair();
     const keyIdentifier = computeKeyIdentifier(signingKey.publicPoint, this.#profile);
-    const record: EndpointKeyRecord = {
+    return {
       keyIdentifier,
       keyId: toHex(keyIdentifier),
       signingKey,
@@ -310,13 +386,8 @@ export class SoftwareSecureElement implements ContactlessCard {
       entitlements,
       createdAtMs: this.#clock(),
       termination: undefined,
-    };
-    if (this.#keys.has(record.keyId)) throw new SecureElementError('bad-argument', 'key identifier collision');
-    this.#keys.set(record.keyId, record);
-    return {
-      keyIdentifier: Buffer.from(keyIdentifier),
-      keyId: record.keyId,
-      endpointPublicKey: record.endpointPublicKey,
+      certificateChain: undefined,
+      vehicleOemRoot: undefined,
     };
   }
 
@@ -444,7 +515,7 @@ export class SoftwareSecureElement implements ContactlessCard {
   /** A new field: parse the ECP frame (§4.1) for the express bit and the reader location. */
   pollingFrame(frame: Uint8Array): boolean {
     this.#endTransaction();
-    this.#phase = 'idle';
+    this.#deselect();
     this.#field = undefined;
     try {
       const ecp = parseEcpFrame(frame);
@@ -463,7 +534,7 @@ export class SoftwareSecureElement implements ContactlessCard {
 
   fieldLost(): void {
     this.#endTransaction();
-    this.#phase = 'idle';
+    this.#deselect();
     this.#field = undefined;
   }
 
@@ -473,6 +544,7 @@ export class SoftwareSecureElement implements ContactlessCard {
       return this.#dispatch(asBuffer(command));
     } catch (error) {
       this.#endTransaction();
+      if (this.#selected === 'framework') this.#framework.endSession();
       return encodeResponseApdu(EMPTY, statusWordFor(error));
     }
   }
@@ -485,6 +557,8 @@ export class SoftwareSecureElement implements ContactlessCard {
     if (raw.length < 4) throw new ApduRefusal(SW.WRONG_LENGTH);
     const cla = raw[0];
     if (!KNOWN_CLASSES.includes(cla)) throw new ApduRefusal(SW.BAD_CLA);
+    // SELECT switches applets (ISO/IEC 7816-4 §11.2.2); everything else goes to the selected one.
+    if (this.#selected === 'framework' && raw[1] !== INS.SELECT) return this.#framework.process(raw);
     const expectedClass = CLASS_OF_INSTRUCTION.get(raw[1]);
     if (expectedClass === undefined) throw new ApduRefusal(SW.BAD_INS);
     if (cla !== expectedClass) throw new ApduRefusal(SW.BAD_CLA);
@@ -512,10 +586,13 @@ export class SoftwareSecureElement implements ContactlessCard {
   #select(apdu: CommandApdu): Buffer {
     const aid = parseSelectCommand(apdu);
     this.#endTransaction();
-    if (!aid.equals(TRANSACTION_APPLET_AID)) {
-      this.#phase = 'idle';
-      throw new ApduRefusal(SW.NOT_FOUND);
+    this.#deselect();
+    if (aid.equals(FRAMEWORK_APPLET_AID)) {
+      this.#selected = 'framework';
+      return this.#framework.select();
     }
+    if (!aid.equals(TRANSACTION_APPLET_AID)) throw new ApduRefusal(SW.NOT_FOUND);
+    this.#selected = 'transaction';
     this.#phase = 'selected';
     return this.#selectResponse;
   }
@@ -640,6 +717,13 @@ export class SoftwareSecureElement implements ContactlessCard {
   // internals
   // ---------------------------------------------------------------------------------------------
 
+  /** No applet selected: ends a pairing session too (an undelivered pairing key is discarded). */
+  #deselect(): void {
+    if (this.#selected === 'framework') this.#framework.endSession();
+    this.#selected = undefined;
+    this.#phase = 'idle';
+  }
+
   /** Ends the transaction in progress; an unfinished mailbox batch is discarded. */
   #endTransaction(): void {
     this.#session = undefined;
@@ -717,6 +801,8 @@ function persistKey(key: EndpointKeyRecord): PersistedKey {
     ...(key.role ? { role: key.role } : {}),
     ...(key.entitlements ? { entitlements: toHex(key.entitlements) } : {}),
     createdAtMs: key.createdAtMs,
+    ...(key.certificateChain ? { certificateChain: key.certificateChain.map((der) => toHex(der)) } : {}),
+    ...(key.vehicleOemRoot ? { vehicleOemRoot: toHex(key.vehicleOemRoot) } : {}),
     ...(key.termination
       ? {
           termination: {
@@ -740,6 +826,8 @@ function restoreKey(persisted: PersistedKey): EndpointKeyRecord {
     const keyIdentifier = fromHex(persisted.keyIdentifier);
     const vehicleIdentifier = fromHex(persisted.vehicleIdentifier);
     const termination = persisted.termination;
+    const chain = persisted.certificateChain?.map((der) => fromHex(der));
+    if (chain && chain.length !== 3) throw new Error('chain');
     return {
       keyIdentifier,
       keyId: persisted.keyIdentifier,
@@ -765,6 +853,8 @@ function restoreKey(persisted: PersistedKey): EndpointKeyRecord {
             signature: fromHex(termination.signature),
           }
         : undefined,
+      certificateChain: chain ? [chain[0], chain[1], chain[2]] : undefined,
+      vehicleOemRoot: persisted.vehicleOemRoot ? fromHex(persisted.vehicleOemRoot) : undefined,
     };
   } catch {
     throw new SecureElementError('sealed-state-rejected', 'sealed state holds an invalid key record');

@@ -1,29 +1,35 @@
-import { randomBytes, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { checkLength, toHex } from '../../protocol/bytes.js';
-import { EphemeralKeyPair, P256KeyPair, type P256PublicKey } from '../../protocol/crypto/p256.js';
+import { EphemeralKeyPair, P256KeyPair, P256PublicKey } from '../../protocol/crypto/p256.js';
 import { READER_LOCATION } from '../../protocol/ecp.js';
-import type { Entitlements } from '../../protocol/entitlements.js';
+import { ENTITLEMENT_PROFILES, type Entitlements } from '../../protocol/entitlements.js';
+import { ProtocolError } from '../../protocol/errors.js';
 import {
   DEFAULT_KEY_IDENTIFIER_PROFILE,
   VEHICLE_IDENTIFIER_LENGTH,
   type KeyIdentifierProfile,
 } from '../../protocol/identifiers.js';
-import type { TelematicsCommand } from '../../protocol/telematics-messages.js';
+import { SW } from '../../protocol/apdu.js';
+import type { PairingVerifier, TelematicsCommand } from '../../protocol/telematics-messages.js';
 import {
   signReaderAuthentication,
   SUPPORTED_PROTOCOL_VERSIONS,
   TRANSACTION_ID_LENGTH,
 } from '../../protocol/transaction.js';
+import { EndpointChainVerifier } from '../../pki/endpoint-chain.js';
+import { PairingReader, type PairingCredentials } from './pairing-reader.js';
 import { RandomPool } from './random-pool.js';
-import { TelematicsUnit } from './telematics-unit.js';
+import { TelematicsRejection, TelematicsUnit } from './telematics-unit.js';
 import { VehicleEcu, type EcuState } from './vehicle-ecu.js';
 import {
   DEFAULT_EVENT_LOG_CAPACITY,
   VehicleEventLog,
   type CarKeyState,
+  type PairingEvent,
   type ReaderLocation,
 } from './vehicle-events.js';
 import { VehicleKeyList, type EndpointSummary, type EnrollEndpointRequest } from './vehicle-key-list.js';
+import { VehiclePairingMode, type PairingModeSummary } from './vehicle-pairing-mode.js';
 import { VehicleReader, type ReaderContext } from './vehicle-reader.js';
 
 export interface SimulatedVehicleOptions {
@@ -31,8 +37,14 @@ export interface SimulatedVehicleOptions {
   readonly vehicleIdentifier?: Uint8Array;
   /** The vehicle's long-term private key (e.g. provisioned by a test harness); generated when absent. */
   readonly vehiclePrivateKey?: KeyObject;
-  /** Vehicle OEM root certificate (PEM), for verifying device chains (§2) once pairing lands. */
+  /** Vehicle OEM root certificate (PEM): written to the device at pairing and verifies device chains (§2, §3.4). */
   readonly vehicleOemRootPem?: string;
+  /** The vehicle certificate the server issued at provisioning (PEM), written to the device at pairing (§3.4). */
+  readonly vehicleCertificatePem?: string;
+  /** The KTS public key pinned at provisioning: its receipts activate a pending owner (§3.4). */
+  readonly ktsPublicKey?: KeyObject | string;
+  /** What a new owner may do (§6); default the OWNER profile. */
+  readonly ownerEntitlements?: Entitlements;
   /** Key identifier function (§4.6); default `sha256-8`. */
   readonly keyIdentifierProfile?: KeyIdentifierProfile;
   /** Protocol versions the readers support (§4.2). */
@@ -63,12 +75,17 @@ export const DEFAULT_MANUFACTURER_CODE = 0x0d4;
 export class SimulatedVehicle {
   readonly vehicleIdentifier: Buffer;
   readonly vehicleOemRootPem: string | undefined;
+  /** The vehicle certificate the server issued (public), written to phones at pairing. */
+  readonly vehicleCertificatePem: string | undefined;
   readonly events: VehicleEventLog;
   readonly keyIdentifierProfile: KeyIdentifierProfile;
   readonly #vehicleKey: P256KeyPair;
   readonly #keyList: VehicleKeyList;
   readonly #ecu = new VehicleEcu();
   readonly #readers: Readonly<Record<ReaderLocation, VehicleReader>>;
+  readonly #pairingMode = new VehiclePairingMode();
+  readonly #pairingReader: PairingReader;
+  readonly #clock: () => number;
   #telematics: TelematicsUnit | undefined;
 
   constructor(options: SimulatedVehicleOptions = {}) {
@@ -76,11 +93,13 @@ export class SimulatedVehicle {
     checkLength(vehicleIdentifier, VEHICLE_IDENTIFIER_LENGTH, 'vehicle identifier');
     this.vehicleIdentifier = Buffer.from(vehicleIdentifier);
     this.vehicleOemRootPem = options.vehicleOemRootPem;
+    this.vehicleCertificatePem = options.vehicleCertificatePem;
     this.keyIdentifierProfile = options.keyIdentifierProfile ?? DEFAULT_KEY_IDENTIFIER_PROFILE;
     this.#vehicleKey = options.vehiclePrivateKey
       ? P256KeyPair.fromPrivateKey(options.vehiclePrivateKey)
       : P256KeyPair.generate();
     const clock = options.clock ?? Date.now;
+    this.#clock = clock;
     this.events = new VehicleEventLog(options.eventLogCapacity ?? DEFAULT_EVENT_LOG_CAPACITY);
     this.#keyList = new VehicleKeyList(this.keyIdentifierProfile, this.events, clock);
     const vehicleKey = this.#vehicleKey;
@@ -104,11 +123,24 @@ export class SimulatedVehicle {
             pool.take(TRANSACTION_ID_LENGTH)
         )(new RandomPool()),
       signReader: (signatureContext) => signReaderAuthentication(vehicleKey, signatureContext),
+      ...(options.ktsPublicKey ? { ktsPublicKey: P256PublicKey.fromKeyObject(asPublicKey(options.ktsPublicKey)) } : {}),
     };
     const locations = Object.keys(READER_LOCATION) as ReaderLocation[];
     this.#readers = Object.fromEntries(
       locations.map((location) => [location, new VehicleReader(location, context)]),
     ) as Record<ReaderLocation, VehicleReader>;
+    const credentials = pairingCredentials(options.vehicleCertificatePem, options.vehicleOemRootPem);
+    this.#pairingReader = new PairingReader({
+      vehicleIdentifier: this.vehicleIdentifier,
+      manufacturer: context.manufacturer,
+      versions: context.versions,
+      pairingMode: this.#pairingMode,
+      keyList: this.#keyList,
+      log: this.events,
+      clock,
+      credentials: () => credentials,
+      ownerEntitlements: options.ownerEntitlements ?? ENTITLEMENT_PROFILES.OWNER,
+    });
   }
 
   get vehicleIdentifierHex(): string {
@@ -131,6 +163,35 @@ export class SimulatedVehicle {
 
   reader(location: ReaderLocation): VehicleReader {
     return this.#readers[location];
+  }
+
+  /** The reader that runs owner pairing (§3), on the console. */
+  get pairingReader(): PairingReader {
+    return this.#pairingReader;
+  }
+
+  /** Pairing mode: which session's verifier the car holds, failed attempts, lock-out (§3.1). */
+  get pairingMode(): PairingModeSummary {
+    return this.#pairingMode.summary;
+  }
+
+  /**
+   * Installs the SPAKE2+ verifier of a pairing session (PAIRING_VERIFIER, §3.1 step 4): replaces
+   * any previous one and resets the failure counter. Malformed → ProtocolError.
+   */
+  installPairingVerifier(verifier: PairingVerifier, source: 'telematics' | 'local' = 'local'): void {
+    const installed = this.#pairingMode.install(verifier);
+    const event: PairingEvent = {
+      kind: 'pairing',
+      at: this.#clock(),
+      result: 'verifier-installed',
+      reason: 'none',
+      sw: SW.OK,
+      pairingSessionId: installed.pairingSessionId,
+      failedAttempts: 0,
+      detail: `from ${source}`,
+    };
+    this.events.append(event);
   }
 
   get ecuState(): EcuState {
@@ -197,6 +258,16 @@ export class SimulatedVehicle {
 
   /** What the telematics unit calls for each verified, in-order command (§8). */
   applyTelematicsCommand(command: TelematicsCommand): void {
+    if (command.cmd === 'PAIRING_VERIFIER') {
+      if (!command.verifier) throw new TelematicsRejection('PAIRING_VERIFIER needs verifier');
+      try {
+        this.installPairingVerifier(command.verifier, 'telematics');
+      } catch (error) {
+        if (error instanceof ProtocolError)
+          throw new TelematicsRejection(`the verifier is malformed: ${error.message}`);
+        throw error;
+      }
+    }
     this.#keyList.applyTelematicsCommand(command);
   }
 
@@ -220,4 +291,18 @@ export class SimulatedVehicle {
   get telematics(): TelematicsUnit | undefined {
     return this.#telematics;
   }
+}
+
+function asPublicKey(key: KeyObject | string): KeyObject {
+  return typeof key === 'string' ? createPublicKey(key) : key;
+}
+
+/** Pairing needs both the vehicle certificate and the root (§3.4); a car without them cannot pair. */
+function pairingCredentials(certificatePem?: string, rootPem?: string): PairingCredentials | undefined {
+  if (!certificatePem || !rootPem) return undefined;
+  return {
+    vehicleCertificate: Buffer.from(new X509Certificate(certificatePem).raw),
+    vehicleOemRoot: Buffer.from(new X509Certificate(rootPem).raw),
+    chainVerifier: new EndpointChainVerifier(rootPem),
+  };
 }

@@ -9,16 +9,20 @@ export interface TelematicsEndpointOptions {
   keyPem: string;
   host?: string;
   port?: number;
-  /** Resolve a car by the path `/vehicles/<vehicleIdentifier>/commands`. */
-  unitFor: (vehicleIdentifier: string) => TelematicsUnit | undefined;
+  /**
+   * Resolve a car by the path `/vehicles/<id>/commands`, where `id` is the 16-hex vehicle
+   * identifier or the VIN (17 characters): a car's telematics URL is registered at provisioning,
+   * before the server has issued its identifier.
+   */
+  unitFor: (vehicleIdentifierOrVin: string) => TelematicsUnit | undefined;
   /** A car that is "offline" makes its endpoint drop the connection. */
-  isOnline?: (vehicleIdentifier: string) => boolean;
+  isOnline?: (vehicleIdentifierOrVin: string) => boolean;
 }
 
-const PATH = /^\/vehicles\/([0-9a-f]{16})\/commands$/;
+const PATH = /^\/vehicles\/([0-9a-f]{16}|[A-HJ-NPR-Z0-9]{17})\/commands$/;
 
 /**
- * HTTPS endpoint of simulated cars' telematics units: `POST /vehicles/<id>/commands` with
+ * HTTPS endpoint of simulated cars' telematics units: `POST /vehicles/<id or VIN>/commands` with
  * `{ command: <JWS> }` → `{ ack: <JWS> }`. An offline car's connection is destroyed, as a car
  * out of coverage would never answer.
  */
@@ -32,12 +36,12 @@ export class TelematicsEndpoint {
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       };
       if (req.method !== 'POST' || !match) return send(404, { error: 'not found' });
-      const vehicleIdentifier = match[1];
-      if (this.options.isOnline && !this.options.isOnline(vehicleIdentifier)) {
+      const id = match[1];
+      if (this.options.isOnline && !this.options.isOnline(id)) {
         req.socket.destroy();
         return;
       }
-      const unit = this.options.unitFor(vehicleIdentifier);
+      const unit = this.options.unitFor(id);
       if (!unit) return send(404, { error: 'unknown vehicle' });
       const chunks: Buffer[] = [];
       let size = 0;

@@ -59,7 +59,8 @@ export interface TransactionEvent {
 }
 
 export type KeyListChange = 'added' | 'state' | 'entitlements' | 'denied' | 'kpersistent-deleted';
-export type KeyListSource = 'telematics' | 'relay' | 'local';
+/** Who changed the key list: the server, an owner's relay, the car itself, owner pairing (§3.4) or a KTS receipt. */
+export type KeyListSource = 'telematics' | 'relay' | 'local' | 'pairing' | 'kts-receipt';
 
 /** A change to the car's allow-list or deny-list. */
 export interface KeyListEvent {
@@ -72,7 +73,52 @@ export interface KeyListEvent {
   readonly detail?: string;
 }
 
-export type VehicleEvent = TransactionEvent | KeyListEvent;
+/** How a pairing attempt (or a verifier delivery) ended, §3. */
+export type PairingResult = 'verifier-installed' | 'paired' | 'refused' | 'failed';
+export type PairingReason =
+  | 'none'
+  /** No verifier: the car is not in pairing mode (9484). */
+  | 'no-verifier'
+  /** Seven failed attempts; a new verifier is needed (§3.1 step 5, 9484). */
+  | 'attempts-exhausted'
+  /** The device has no pairing password entered (`D4` 00, 9484). */
+  | 'device-not-ready'
+  /** The car has no vehicle certificate or root to write (§3.4). */
+  | 'not-provisioned'
+  | 'no-common-version'
+  /** X not on the curve or the identity (OP CONTROL FLOW 0C, §3.3). */
+  | 'invalid-point'
+  /** The device refused the car's evidence, or its own evidence was wrong. */
+  | 'wrong-password'
+  | 'device-refused'
+  | 'chain-refused'
+  | 'wrong-vehicle'
+  | 'no-device'
+  | 'field-lost'
+  | 'timeout'
+  | 'secure-channel-failure'
+  | 'protocol-error';
+
+/** A pairing attempt, or a verifier the car received (§3.1, §3.3–3.4). */
+export interface PairingEvent {
+  readonly kind: 'pairing';
+  readonly at: number;
+  readonly result: PairingResult;
+  readonly reason: PairingReason;
+  /** The attempt's outcome as a §3.2 status word: 9000, 9484 (not ready / exhausted), 6A80, …; none when the link failed. */
+  readonly sw?: number;
+  readonly pairingSessionId?: string;
+  /** The new owner endpoint, stored as pending. */
+  readonly keyId?: string;
+  /** Failed attempts against the current verifier after this event. */
+  readonly failedAttempts: number;
+  readonly durationMicros?: number;
+  /** Whether OP CONTROL FLOW reached the device. */
+  readonly deviceNotified?: boolean;
+  readonly detail?: string;
+}
+
+export type VehicleEvent = TransactionEvent | KeyListEvent | PairingEvent;
 
 export const DEFAULT_EVENT_LOG_CAPACITY = 10_000;
 
@@ -114,6 +160,10 @@ export class VehicleEventLog {
 
   lastTransaction(): TransactionEvent | undefined {
     return this.transactions().at(-1);
+  }
+
+  pairings(): PairingEvent[] {
+    return this.entries().filter((event): event is PairingEvent => event.kind === 'pairing');
   }
 
   /** Calls `listener` for every later event; returns the unsubscribe function. */

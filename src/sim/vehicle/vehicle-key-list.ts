@@ -25,6 +25,8 @@ export interface EndpointEntry {
   state: CarKeyState;
   kpersistent: Buffer | undefined;
   lastUsedAt: number | undefined;
+  /** SHA-256 of the endpoint certificate received at owner pairing: what a KTS receipt binds (§3.4). */
+  certificateDigest: Buffer | undefined;
 }
 
 /** A read-only view of an allow-list entry, without secrets. */
@@ -36,6 +38,8 @@ export interface EndpointSummary {
   readonly state: CarKeyState;
   readonly hasKpersistent: boolean;
   readonly lastUsedAt?: number;
+  /** Paired with this car over NFC (§3.4), so a KTS receipt can activate it. */
+  readonly pairedLocally: boolean;
 }
 
 export interface EnrollEndpointRequest {
@@ -45,6 +49,8 @@ export interface EnrollEndpointRequest {
   readonly entitlements: Entitlements;
   /** Default `active`; pairing stores a new owner as `pending` (§3.4). */
   readonly state?: Exclude<CarKeyState, 'terminated'>;
+  /** Owner pairing: SHA-256 of the endpoint certificate DER the device delivered (§3.4). */
+  readonly endpointCertificateDigest?: Uint8Array;
 }
 
 /** Line of the §8 `keyListDigest`: hex key id immediately followed by the state. */
@@ -103,6 +109,8 @@ export class VehicleKeyList {
     if (existing) {
       existing.role = request.role;
       existing.entitlements = request.entitlements;
+      if (request.endpointCertificateDigest)
+        existing.certificateDigest = Buffer.from(request.endpointCertificateDigest);
       this.#setState(existing, state);
     } else {
       this.#entries.set(keyId, {
@@ -114,6 +122,9 @@ export class VehicleKeyList {
         state,
         kpersistent: undefined,
         lastUsedAt: undefined,
+        certificateDigest: request.endpointCertificateDigest
+          ? Buffer.from(request.endpointCertificateDigest)
+          : undefined,
       });
     }
     this.#record('added', keyId, source, state);
@@ -130,6 +141,14 @@ export class VehicleKeyList {
     if (entry.state === 'terminated') return this.#record('state', keyId, source, 'terminated', 'terminated is final');
     this.#setState(entry, state);
     this.#record('state', keyId, source, state);
+  }
+
+  /** A pending owner becomes active on a valid KTS receipt (§3.4); other states are left alone. */
+  activatePending(entry: EndpointEntry, source: KeyListSource): boolean {
+    if (entry.state !== 'pending' || this.#denied.has(entry.keyId)) return false;
+    this.#setState(entry, 'active');
+    this.#record('state', entry.keyId, source, 'active');
+    return true;
   }
 
   setEntitlements(keyId: string, entitlements: Entitlements, source: KeyListSource = 'local'): void {
@@ -245,7 +264,7 @@ export class VehicleKeyList {
         break;
       case 'PAIRING_VERIFIER':
       case 'SYNC':
-        // Pairing (§3) plugs in here; SYNC only asks for a fresh ack.
+        // The car's pairing mode takes the verifier (§3.1); SYNC only asks for a fresh ack.
         break;
     }
     this.advanceVersion(command.keyListVersion);
@@ -287,6 +306,7 @@ function summarise(entry: EndpointEntry): EndpointSummary {
     state: entry.state,
     hasKpersistent: entry.kpersistent !== undefined,
     ...(entry.lastUsedAt === undefined ? {} : { lastUsedAt: entry.lastUsedAt }),
+    pairedLocally: entry.certificateDigest !== undefined,
   };
 }
 

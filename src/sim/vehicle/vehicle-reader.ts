@@ -1,11 +1,13 @@
 import { parseResponseApdu, SW, swHex } from '../../protocol/apdu.js';
 import { u64 } from '../../protocol/bytes.js';
-import type { EphemeralKeyPair } from '../../protocol/crypto/p256.js';
+import type { EphemeralKeyPair, P256PublicKey } from '../../protocol/crypto/p256.js';
 import { ECP_SUBTYPE, encodeCarTci, encodeEcpFrame, READER_LOCATION } from '../../protocol/ecp.js';
 import { evaluateEntitlements, type Entitlements, type IsoWeekday } from '../../protocol/entitlements.js';
 import { ProtocolError } from '../../protocol/errors.js';
-import { readerIdentifier, type KeyIdentifierProfile } from '../../protocol/identifiers.js';
+import { keyIdentifier, readerIdentifier, type KeyIdentifierProfile } from '../../protocol/identifiers.js';
+import { decodeKtsReceipt, KTS_RECEIPT_LENGTH, ktsReceiptMessageFromDigest } from '../../protocol/kts-receipt.js';
 import {
+  decodeAttestationSlot,
   decodeKeyListVersion,
   decodeRevocationRelay,
   encodeMailboxRequest,
@@ -69,6 +71,8 @@ export interface ReaderContext {
   readonly utcOffsetMinutes: number;
   readonly ephemeralKeys: () => EphemeralKeyPair;
   readonly transactionIds: () => Buffer;
+  /** The pinned KTS key: a valid receipt activates a pending owner paired here (§3.4). */
+  readonly ktsPublicKey?: P256PublicKey;
   signReader(context: SignatureContext): Buffer;
 }
 
@@ -78,6 +82,15 @@ const MAILBOX_HEADER_LENGTH =
 /** One read of the key-list version and the revocation relay (§4.7), the same in every transaction. */
 const MAILBOX_HEADER_REQUEST = encodeMailboxRequest({
   operations: [{ kind: 'read', offset: PRIVATE_MAILBOX_LAYOUT.keyListVersion.offset, length: MAILBOX_HEADER_LENGTH }],
+  more: false,
+});
+/** A pending owner's first transaction also reads the KTS receipt slot, `len(2) ‖ receipt(72)` (§3.4, §4.7). */
+const RECEIPT_SLOT_LENGTH = 2 + KTS_RECEIPT_LENGTH;
+const MAILBOX_HEADER_AND_RECEIPT_REQUEST = encodeMailboxRequest({
+  operations: [
+    { kind: 'read', offset: PRIVATE_MAILBOX_LAYOUT.keyListVersion.offset, length: MAILBOX_HEADER_LENGTH },
+    { kind: 'read', offset: PRIVATE_MAILBOX_LAYOUT.attestation.offset, length: RECEIPT_SLOT_LENGTH },
+  ],
   more: false,
 });
 
@@ -112,6 +125,32 @@ function readRevocationRelay(header: Buffer): { version: bigint; keyIdentifiers:
     };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * §3.4: the KTS signature over this car's vehicle identifier, the key identifier (SHA-256 form,
+ * the server's keyId) and the SHA-256 of the endpoint certificate the car received at pairing.
+ */
+function verifyKtsReceipt(
+  ktsPublicKey: P256PublicKey,
+  vehicleIdentifier: Buffer,
+  endpoint: EndpointEntry,
+  slot: Buffer,
+): boolean {
+  try {
+    const blob = decodeAttestationSlot(slot);
+    if (!blob || blob.length !== KTS_RECEIPT_LENGTH || !endpoint.certificateDigest) return false;
+    const receipt = decodeKtsReceipt(blob);
+    const message = ktsReceiptMessageFromDigest({
+      vehicleIdentifier,
+      keyIdentifier: keyIdentifier(endpoint.publicKey.point, 'sha256-8'),
+      endpointCertificateDigest: endpoint.certificateDigest,
+      issuedAtMs: receipt.issuedAtMs,
+    });
+    return ktsPublicKey.verify(message, receipt.signature);
+  } catch {
+    return false;
   }
 }
 
@@ -163,6 +202,8 @@ export class VehicleReader {
     const started = process.hrtime.bigint();
     let transaction: TransactionType = 'none';
     let endpoint: EndpointEntry | undefined;
+    /** Kept back until a KTS receipt has activated a pending owner. */
+    let pendingKpersistent: Buffer | undefined;
 
     const finish = (outcome: Outcome): TransactionEvent => {
       const event: TransactionEvent = {
@@ -258,14 +299,30 @@ export class VehicleReader {
           return await deny('key-revoked', 'key-suspended-or-revoked');
         }
         if (entry.state === 'suspended') return await deny('key-suspended', 'key-suspended-or-revoked');
-        if (entry.state === 'pending') return await deny('key-pending', 'key-unknown');
-        c.keyList.storeKpersistent(entry, keys.kpersistent);
+        if (entry.state === 'pending') {
+          // A pending owner paired here may bring its KTS receipt; anything else waits for ADD_KEY.
+          if (!c.ktsPublicKey || !entry.certificateDigest) return await deny('key-pending', 'key-unknown');
+          pendingKpersistent = keys.kpersistent;
+        } else {
+          c.keyList.storeKpersistent(entry, keys.kpersistent);
+        }
       }
       if (!endpoint) throw new ProtocolError('bad-state', 'no endpoint after authentication');
 
-      // EXCHANGE: the owner's mailbox may carry revocations for an offline car (§4.7, §5).
-      const exchangeResponse = await transport.transceive(channel.wrapCommand(EXCHANGE_HEADER, MAILBOX_HEADER_REQUEST));
+      // EXCHANGE: the owner's mailbox may carry revocations for an offline car (§4.7, §5); a
+      // pending owner's also carries its KTS receipt (§3.4).
+      const request = pendingKpersistent ? MAILBOX_HEADER_AND_RECEIPT_REQUEST : MAILBOX_HEADER_REQUEST;
+      const exchangeResponse = await transport.transceive(channel.wrapCommand(EXCHANGE_HEADER, request));
       const mailbox = parseMailboxResponse(channel.unwrapResponseApdu(exchangeResponse));
+      if (pendingKpersistent) {
+        const slot = mailbox.status === 'ok' ? mailbox.reads[1] : undefined;
+        const ktsPublicKey = c.ktsPublicKey;
+        if (!slot || !ktsPublicKey || !verifyKtsReceipt(ktsPublicKey, c.vehicleIdentifier, endpoint, slot)) {
+          return await deny('key-pending', 'key-unknown', 'no valid KTS receipt');
+        }
+        if (!c.keyList.activatePending(endpoint, 'kts-receipt')) return await deny('key-pending', 'key-unknown');
+        c.keyList.storeKpersistent(endpoint, pendingKpersistent);
+      }
       const header = mailbox.status === 'ok' ? mailbox.reads[0] : undefined;
       if (endpoint.role === 'owner' && header?.length === MAILBOX_HEADER_LENGTH) {
         const relay = readRevocationRelay(header);

@@ -1,0 +1,100 @@
+/**
+ * Shared conventions of the benchmarks: latency summaries, the `--json` result shape
+ * (`{"results":[{"name","value","unit","floor","target","ok"}]}`), progress on stderr and a
+ * plain-text table on stdout.
+ */
+
+/** One line of `--json` output. */
+export interface BenchResult {
+  name: string;
+  value: number;
+  unit: string;
+  floor: number;
+  target: number | null;
+  ok: boolean | null;
+}
+
+/** What one thread measured. */
+export interface Measurement {
+  readonly count: number;
+  readonly timedNs: number;
+  /** Per-operation latencies, nanoseconds. */
+  readonly latenciesNs: Float64Array;
+  readonly failures: number;
+}
+
+export interface LatencySummary {
+  /** Operations per second, summed over threads that ran side by side. */
+  readonly rate: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly count: number;
+  readonly failures: number;
+}
+
+export const jsonOutput = process.argv.includes('--json');
+export const quickRun = process.argv.includes('--quick');
+
+export function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+export function percentile(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Measurements one thread took one after another (rounds), as one measurement. */
+export function concatenateMeasurements(measurements: readonly Measurement[]): Measurement {
+  const latencies = new Float64Array(measurements.reduce((n, m) => n + m.latenciesNs.length, 0));
+  let offset = 0;
+  for (const m of measurements) {
+    latencies.set(m.latenciesNs, offset);
+    offset += m.latenciesNs.length;
+  }
+  return {
+    count: measurements.reduce((n, m) => n + m.count, 0),
+    timedNs: measurements.reduce((n, m) => n + m.timedNs, 0),
+    latenciesNs: latencies,
+    failures: measurements.reduce((n, m) => n + m.failures, 0),
+  };
+}
+
+export function summariseLatencies(measurements: readonly Measurement[]): LatencySummary {
+  const all = new Float64Array(measurements.reduce((n, m) => n + m.latenciesNs.length, 0));
+  let offset = 0;
+  for (const m of measurements) {
+    all.set(m.latenciesNs, offset);
+    offset += m.latenciesNs.length;
+  }
+  all.sort();
+  return {
+    // Threads run side by side: the aggregate rate is the sum of each thread's rate.
+    rate: measurements.reduce((sum, m) => sum + m.count / (m.timedNs / 1e9), 0),
+    p50Ms: percentile(all, 50) / 1e6,
+    p99Ms: percentile(all, 99) / 1e6,
+    count: all.length,
+    failures: measurements.reduce((n, m) => n + m.failures, 0),
+  };
+}
+
+export function round(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}
+
+/** `--json`: only the results; otherwise the table and its notes. */
+export function printReport(
+  results: readonly BenchResult[],
+  header: readonly string[],
+  rows: readonly string[][],
+  notes: readonly string[],
+): void {
+  if (jsonOutput) {
+    process.stdout.write(`${JSON.stringify({ results })}\n`);
+    return;
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: readonly string[]) => cells.map((cell, i) => cell.padEnd(widths[i])).join('  ');
+  const out = ['', line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), '', ...notes, ''];
+  process.stdout.write(out.join('\n'));
+}
