@@ -1,9 +1,17 @@
 import { Injectable } from '@nestjs/common';
+import { X509Certificate } from 'node:crypto';
 import { DataSource, In, type EntityManager } from 'typeorm';
 import { AccessProfile } from '../access-profiles/access-profile.entity.js';
 import { entitlementsTlv } from '../access-profiles/entitlements-record.js';
 import { AuditService } from '../audit/audit.service.js';
+import { P256PublicKey } from '../protocol/crypto/p256.js';
 import { decodeEntitlements, hasRight } from '../protocol/entitlements.js';
+import { ProtocolError } from '../protocol/errors.js';
+import {
+  decodeTerminationProof,
+  verifyTerminationAttestation,
+  type TerminationProof,
+} from '../protocol/termination-attestation.js';
 import { ProblemException } from '../common/errors/problem.js';
 import type { RequestContext } from '../common/request/request-context.js';
 import type { PartnerNotificationType } from '../partner/partner-notification.entity.js';
@@ -69,9 +77,11 @@ export class KeyLifecycleService {
     context: RequestContext,
     scope: LifecycleScope = {},
     reason?: string,
+    evidence?: string,
   ): Promise<KeyView> {
     return this.dataSource.transaction(async (manager) => {
       const { key, vehicle } = await this.lockKey(manager, keyIdentifier, scope);
+      const attested = evidence === undefined ? undefined : this.checkTerminationProof(key, vehicle, evidence);
       if (operation === 'terminate' && key.role === 'owner') {
         const friends = await manager.find(DigitalKey, {
           where: { ownerKeyId: key.id, state: In(['pending', 'active', 'suspended']) },
@@ -88,9 +98,41 @@ export class KeyLifecycleService {
             `owner key ${key.keyIdentifier} terminated`,
           );
       }
-      await this.change(manager, key, vehicle, operation, context, reason);
+      await this.change(manager, key, vehicle, operation, context, reason, attested);
       return toKeyView(key, vehicle);
     });
+  }
+
+  /**
+   * A device that deleted its key offline proves it with a termination attestation signed by
+   * the endpoint key (PROTOCOL.md §5); it must verify against the key the server tracks.
+   */
+  private checkTerminationProof(key: DigitalKey, vehicle: Vehicle, evidence: string): Record<string, unknown> {
+    let proof: TerminationProof;
+    try {
+      proof = decodeTerminationProof(Buffer.from(evidence, 'base64'));
+    } catch (error) {
+      if (error instanceof ProtocolError)
+        throw new ProblemException('validation-failed', `terminationAttestation: ${error.message}`);
+      throw error;
+    }
+    const endpointKey = P256PublicKey.fromKeyObject(new X509Certificate(key.endpointCertificatePem).publicKey);
+    const valid = verifyTerminationAttestation(
+      {
+        vehicleIdentifier: Buffer.from(vehicle.vehicleIdentifier, 'hex'),
+        keyIdentifier: Buffer.from(key.keyIdentifier, 'hex'),
+        endpointPublicKey: Buffer.from(endpointKey.point),
+        ...proof,
+      },
+      endpointKey,
+    );
+    if (!valid)
+      throw new ProblemException('validation-failed', 'the termination attestation is not signed by this key');
+    return {
+      deviceAttested: true,
+      attestationCounter: proof.counter.toString(),
+      attestedAt: new Date(proof.unixMs).toISOString(),
+    };
   }
 
   /**
@@ -274,6 +316,7 @@ export class KeyLifecycleService {
     operation: KeyOperation,
     context: RequestContext,
     reason?: string,
+    evidence?: Record<string, unknown>,
   ): Promise<void> {
     const result = transition(key.state, operation);
     if (!result.ok) {
@@ -304,7 +347,7 @@ export class KeyLifecycleService {
       actor: context.actor,
       action: AUDIT_ACTION[operation],
       subject: { type: 'key', id: key.keyIdentifier },
-      details: { from, to: result.to, version: key.version, seq: delivery.seq, vin: vehicle.vin, reason },
+      details: { from, to: result.to, version: key.version, seq: delivery.seq, vin: vehicle.vin, reason, ...evidence },
       correlationId: context.correlationId,
     });
   }

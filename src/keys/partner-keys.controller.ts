@@ -11,7 +11,7 @@ import {
   RegisterKeyDto,
 } from './dto/key-registration.dto.js';
 import { KeyRegistrationService } from './key-registration.service.js';
-import { KeyLifecycleRequestDto } from './dto/key-lifecycle.dto.js';
+import { KeyLifecycleRequestDto, PartnerTerminateDto } from './dto/key-lifecycle.dto.js';
 import { KeyLifecycleService } from './key-lifecycle.service.js';
 import type { KeyOperation } from './key-state-machine.js';
 
@@ -95,10 +95,10 @@ export class PartnerKeysController {
   terminate(
     @Req() request: MtlsRequest,
     @Param() params: KeyIdParamDto,
-    @Body() body: KeyLifecycleRequestDto,
+    @Body() body: PartnerTerminateDto,
     @Context() context: RequestContext,
   ) {
-    return this.lifecycleFor(request, params.keyId, 'terminate', context, body.reason);
+    return this.lifecycleFor(request, params.keyId, 'terminate', context, body.reason, body.terminationAttestation);
   }
 
   private async lifecycleFor(
@@ -107,8 +107,16 @@ export class PartnerKeysController {
     operation: KeyOperation,
     context: RequestContext,
     reason?: string,
+    terminationAttestation?: string,
   ): Promise<PartnerKeyResponse> {
-    const view = await this.lifecycle.apply(keyId, operation, context, { partner: partnerOf(request) }, reason);
+    const view = await this.lifecycle.apply(
+      keyId,
+      operation,
+      context,
+      { partner: partnerOf(request) },
+      reason,
+      terminationAttestation,
+    );
     return {
       keyId: view.keyId,
       vehicleId: view.vehicleId,

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { P256KeyPair } from '../../src/protocol/crypto/p256.js';
+import { encodeTerminationProof, terminationAttestationMessage } from '../../src/protocol/termination-attestation.js';
 import { adminRequest, eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
 import { activeOwnerKey } from '../support/owner-key.js';
 import { TestCar } from '../support/test-car.js';
@@ -98,6 +100,38 @@ describe('key lifecycle: suspend, resume, terminate through the delivery path', 
     });
     expect(own.status).toBe(200);
     expect(own.body.state).toBe('suspended');
+  });
+
+  it('takes a device-deleted key with its termination attestation, refusing one the key did not sign', async () => {
+    const car = await TestCar.provision(system, 7);
+    cars.push(car);
+    const endpoint = P256KeyPair.generate();
+    const { keyId } = await activeOwnerKey(system, car, Buffer.from(endpoint.publicPoint));
+    const unixMs = Date.now();
+    const message = terminationAttestationMessage(
+      Buffer.from(car.vehicleIdentifier, 'hex'),
+      Buffer.from(keyId, 'hex'),
+      3n,
+      unixMs,
+    );
+    const proof = (signer: P256KeyPair) =>
+      encodeTerminationProof({ counter: 3n, unixMs, signature: signer.sign(message) }).toString('base64');
+    const send = (terminationAttestation: string) =>
+      mtlsRequest<{ state: string }>(system, 'POST', `/partner/v1/keys/${keyId}/terminate`, {
+        identity: system.pki.partner,
+        body: { reason: 'deleted in wallet', terminationAttestation },
+      });
+    const forged = await send(proof(P256KeyPair.generate()));
+    expect(forged.status).toBe(400);
+    expect((await getKey(keyId)).state).toBe('active');
+    const genuine = await send(proof(endpoint));
+    expect(genuine.status).toBe(200);
+    expect(genuine.body.state).toBe('terminating');
+    const rows = await system.server.dataSource.query<Array<{ details: Record<string, unknown> }>>(
+      `SELECT details FROM audit_events WHERE action = 'key.terminating' AND subject_id = $1`,
+      [keyId],
+    );
+    expect(rows[0].details).toMatchObject({ deviceAttested: true, attestationCounter: '3' });
   });
 
   it('terminates every key of a vehicle only with the VIN confirmed', async () => {

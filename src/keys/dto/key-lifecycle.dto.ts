@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
+import { IsBase64, IsOptional, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
 import { VIN_PATTERN } from '../../vehicles/dto/vehicle.dto.js';
 
 export class KeyLifecycleRequestDto {
@@ -8,6 +8,17 @@ export class KeyLifecycleRequestDto {
   @IsString()
   @MaxLength(200)
   reason?: string;
+}
+
+export class PartnerTerminateDto extends KeyLifecycleRequestDto {
+  @ApiPropertyOptional({
+    description:
+      "The device's termination attestation (PROTOCOL.md §5), base64 of counter(8) ‖ unix-ms(8) ‖ r‖s(64) signed by the endpoint key, when the key was deleted on the device.",
+  })
+  @IsOptional()
+  @IsBase64()
+  @MaxLength(200)
+  terminationAttestation?: string;
 }
 
 export class ChangeAccessProfileDto extends KeyLifecycleRequestDto {

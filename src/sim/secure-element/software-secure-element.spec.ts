@@ -31,7 +31,7 @@ import {
   TERMINATION_ATTESTATION_LABEL,
   terminationAttestationMessage,
   verifyTerminationAttestation,
-} from './termination-attestation.js';
+} from '../../protocol/termination-attestation.js';
 
 const sw = (response: Buffer): number => parseResponseApdu(response).sw;
 

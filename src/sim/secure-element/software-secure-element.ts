@@ -58,7 +58,7 @@ import {
 import type { InstanceCertificateAuthority } from './instance-certificate-authority.js';
 import { sealState, unsealState } from './sealed-state.js';
 import { SecureElementError } from './secure-element-error.js';
-import { terminationAttestationMessage, type TerminationAttestation } from './termination-attestation.js';
+import { terminationAttestationMessage, type TerminationAttestation } from '../../protocol/termination-attestation.js';
 
 /** Device-side key states (§5); `pending` and `terminating` exist only on the server and car. */
 export type EndpointKeyState = 'active' | 'suspended' | 'terminated';

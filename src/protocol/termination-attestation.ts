@@ -1,7 +1,7 @@
-import { checkLength, u64 } from '../../protocol/bytes.js';
-import { P256PublicKey } from '../../protocol/crypto/p256.js';
-import { KEY_IDENTIFIER_LENGTHS } from '../../protocol/identifiers.js';
-import { VEHICLE_IDENTIFIER_LENGTH } from '../../protocol/identifiers.js';
+import { ByteReader, checkLength, u64 } from './bytes.js';
+import { ProtocolError } from './errors.js';
+import { P256PublicKey } from './crypto/p256.js';
+import { KEY_IDENTIFIER_LENGTHS, VEHICLE_IDENTIFIER_LENGTH } from './identifiers.js';
 
 /** Domain label of the device-side deletion proof, PROTOCOL.md §5 **[stand-in]**. */
 export const TERMINATION_ATTESTATION_LABEL = Buffer.from('TERMINATED', 'ascii');
@@ -49,4 +49,28 @@ export function verifyTerminationAttestation(
     attestation.unixMs,
   );
   return key.verify(message, attestation.signature);
+}
+
+/** What travels to the server (the key and vehicle are known from the call): counter(8) ‖ unix-ms(8) ‖ r‖s(64). */
+export interface TerminationProof {
+  counter: bigint;
+  unixMs: number;
+  signature: Buffer;
+}
+
+export const TERMINATION_PROOF_LENGTH = 80;
+
+export function encodeTerminationProof(proof: TerminationProof): Buffer {
+  checkLength(proof.signature, 64, 'termination signature');
+  return Buffer.concat([u64(proof.counter), u64(proof.unixMs), proof.signature]);
+}
+
+export function decodeTerminationProof(bytes: Uint8Array): TerminationProof {
+  const reader = new ByteReader(bytes);
+  const counter = reader.u64('counter');
+  const unixMs = reader.u64('unix-ms');
+  const signature = Buffer.from(reader.bytes(64, 'signature'));
+  reader.expectEnd();
+  if (unixMs > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtocolError('out-of-range', 'unix-ms too large');
+  return { counter, unixMs: Number(unixMs), signature };
 }
