@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { Worker, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
+import { createDeliveryWorker, type DeliveryWorker } from '../telematics/delivery-queue.js';
 import type { Redis } from 'ioredis';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { Agent, request } from 'node:https';
@@ -8,14 +9,7 @@ import { DataSource, In, LessThanOrEqual } from 'typeorm';
 import type { AppConfig } from '../config/config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import { NOTIFICATION_JWS_TYPE, type PartnerNotificationMessage } from '../protocol/telematics-messages.js';
-import {
-  BACKOFF_TYPE,
-  DELIVERY_WORKER_LOCK,
-  JOB_NAMES,
-  QUEUE_NAMES,
-  deliveryBackoffMs,
-  type DeliveryJobData,
-} from '../telematics/delivery-policy.js';
+import { JOB_NAMES, deliveryBackoffMs, type DeliveryJobData } from '../telematics/delivery-policy.js';
 import { WORKER_REDIS } from '../telematics/telematics.tokens.js';
 import { PartnerNotification } from './partner-notification.entity.js';
 
@@ -32,7 +26,7 @@ class PartnerUnreachableError extends Error {}
 @Injectable()
 export class PartnerNotificationWorker implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(PartnerNotificationWorker.name);
-  private worker?: Worker<DeliveryJobData, void, string>;
+  private worker?: DeliveryWorker;
   private readonly agent: Agent;
   private readonly signingKey: KeyObject;
 
@@ -52,20 +46,12 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
   }
 
   onApplicationBootstrap(): void {
-    this.worker = new Worker<DeliveryJobData, void, string>(
-      QUEUE_NAMES.partnerNotifications,
-      (job) => this.process(job),
-      {
-        connection: this.connection,
-        prefix: this.config.queuePrefix,
-        concurrency: CONCURRENCY,
-        ...DELIVERY_WORKER_LOCK,
-        settings: {
-          backoffStrategy: (attemptsMade: number, type?: string) =>
-            type === BACKOFF_TYPE ? deliveryBackoffMs(attemptsMade, this.config.delivery) : 1_000,
-        },
-      },
-    );
+    this.worker = createDeliveryWorker('partnerNotifications', (job) => this.process(job), {
+      connection: this.connection,
+      prefix: this.config.queuePrefix,
+      concurrency: CONCURRENCY,
+      backoff: this.config.delivery,
+    });
     this.worker.on('error', (error) => this.logger.warn({ msg: 'queue connection error', error: error.message }));
   }
 

@@ -13,6 +13,11 @@ import { ACK_JWS_TYPE, isTelematicsAck } from '../protocol/telematics-messages.j
 
 const MAX_CACHED_KEYS = 10_000;
 
+const SETTLED_NOTIFICATION: Record<'active' | 'terminated', PartnerNotificationType> = {
+  active: 'KEY_ACTIVATED',
+  terminated: 'KEY_TERMINATED',
+};
+
 /**
  * The record of what each car has received: acks are verified against the car's own key and
  * move deliveries to `acked`; the vehicle keeps the highest acked `seq` and key-list digest.
@@ -98,66 +103,50 @@ export class DeliveryLedgerService {
           [delivery.id],
         );
         break;
-      case 'ADD_KEY': {
-        const [activated] = await manager.query<[Array<{ partner: string; version: number }>, number]>(
-          `UPDATE digital_keys SET state = 'active', version = version + 1, updated_at = now()
-            WHERE vehicle_id = $1 AND key_identifier = $2 AND state = 'pending'
-        RETURNING partner, version`,
-          [vehicle.id, delivery.fields.keyId],
-        );
-        if (activated.length > 0) {
-          await this.notifyPartner(manager, vehicle, delivery, activated[0], 'KEY_ACTIVATED', 'active');
-          await this.audit.append(manager, {
-            actor: { type: 'vehicle', id: vehicle.vin },
-            action: 'key.activated',
-            subject: { type: 'key', id: delivery.fields.keyId ?? '' },
-            details: { seq: delivery.seq },
-            correlationId: delivery.correlationId,
-          });
-        }
+      case 'ADD_KEY':
+        await this.settleKey(manager, vehicle, delivery, { from: 'pending', to: 'active' });
         break;
-      }
-      case 'SET_STATE': {
-        if (delivery.fields.state !== 'terminated') break;
+      case 'SET_STATE':
         // The car dropped the endpoint and its Kpersistent: the revocation is complete.
-        const [terminated] = await manager.query<[Array<{ partner: string; version: number }>, number]>(
-          `UPDATE digital_keys SET state = 'terminated', version = version + 1, updated_at = now()
-            WHERE vehicle_id = $1 AND key_identifier = $2 AND state = 'terminating'
-        RETURNING partner, version`,
-          [vehicle.id, delivery.fields.keyId],
-        );
-        if (terminated.length > 0) {
-          await this.notifyPartner(manager, vehicle, delivery, terminated[0], 'KEY_TERMINATED', 'terminated');
-          await this.audit.append(manager, {
-            actor: { type: 'vehicle', id: vehicle.vin },
-            action: 'key.terminated',
-            subject: { type: 'key', id: delivery.fields.keyId ?? '' },
-            details: { seq: delivery.seq },
-            correlationId: delivery.correlationId,
-          });
+        if (delivery.fields.state === 'terminated') {
+          await this.settleKey(manager, vehicle, delivery, { from: 'terminating', to: 'terminated' });
         }
         break;
-      }
       default:
         break;
     }
   }
 
-  private notifyPartner(
+  /** A key state the server holds only until the car confirms it: move on, tell the partner, audit. */
+  private async settleKey(
     manager: EntityManager,
     vehicle: Vehicle,
     delivery: Delivery,
-    key: { partner: string; version: number },
-    type: PartnerNotificationType,
-    state: string,
-  ) {
-    return this.notifications.enqueue(manager, {
+    step: { from: 'pending'; to: 'active' } | { from: 'terminating'; to: 'terminated' },
+  ): Promise<void> {
+    const keyId = delivery.fields.keyId ?? '';
+    const [rows] = await manager.query<[Array<{ partner: string; version: number }>, number]>(
+      `UPDATE digital_keys SET state = $4, version = version + 1, updated_at = now()
+        WHERE vehicle_id = $1 AND key_identifier = $2 AND state = $3
+    RETURNING partner, version`,
+      [vehicle.id, keyId, step.from, step.to],
+    );
+    const key = rows[0];
+    if (!key) return;
+    await this.notifications.enqueue(manager, {
       partner: key.partner,
-      keyIdentifier: delivery.fields.keyId ?? '',
+      keyIdentifier: keyId,
       keyVersion: key.version,
       vehicleIdentifier: vehicle.vehicleIdentifier,
-      state,
-      type,
+      state: step.to,
+      type: SETTLED_NOTIFICATION[step.to],
+      correlationId: delivery.correlationId,
+    });
+    await this.audit.append(manager, {
+      actor: { type: 'vehicle', id: vehicle.vin },
+      action: `key.${step.to === 'active' ? 'activated' : 'terminated'}`,
+      subject: { type: 'key', id: keyId },
+      details: { seq: delivery.seq },
       correlationId: delivery.correlationId,
     });
   }

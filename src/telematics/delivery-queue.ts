@@ -1,4 +1,4 @@
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import {
   DELIVERY_JOB_ATTEMPTS,
@@ -7,6 +7,9 @@ import {
   QUEUE_NAMES,
   type DeliveryJobData,
   type QueueKey,
+  DELIVERY_WORKER_LOCK,
+  deliveryBackoffMs,
+  type BackoffSettings,
 } from './delivery-policy.js';
 
 export type DeliveryQueue = Queue<DeliveryJobData, void, string>;
@@ -50,4 +53,24 @@ export function createDeliveryQueues(connection: ConnectionOptions, prefix: stri
 
 export async function closeDeliveryQueues(queues: DeliveryQueues): Promise<void> {
   await Promise.allSettled(Object.values(queues).map((queue) => queue.close()));
+}
+
+export type DeliveryWorker = Worker<DeliveryJobData, void, string>;
+
+/** A worker on one delivery queue, with the shared lock settings and capped backoff. */
+export function createDeliveryWorker(
+  name: QueueKey,
+  process: (job: Job<DeliveryJobData, void, string>) => Promise<void>,
+  options: { connection: ConnectionOptions; prefix: string; concurrency: number; backoff: BackoffSettings },
+): DeliveryWorker {
+  return new Worker<DeliveryJobData, void, string>(QUEUE_NAMES[name], process, {
+    connection: options.connection,
+    prefix: options.prefix,
+    concurrency: options.concurrency,
+    ...DELIVERY_WORKER_LOCK,
+    settings: {
+      backoffStrategy: (attemptsMade: number, type?: string) =>
+        type === BACKOFF_TYPE ? deliveryBackoffMs(attemptsMade, options.backoff) : 1_000,
+    },
+  });
 }

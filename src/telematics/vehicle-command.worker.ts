@@ -6,7 +6,8 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { Worker, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
+import { createDeliveryWorker, type DeliveryWorker } from './delivery-queue.js';
 import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../config/config.tokens.js';
@@ -15,14 +16,7 @@ import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { CommandSigner } from './command-signer.js';
 import { Delivery } from './delivery.entity.js';
 import { DeliveryLedgerService } from './delivery-ledger.service.js';
-import {
-  BACKOFF_TYPE,
-  DELIVERY_WORKER_LOCK,
-  JOB_NAMES,
-  QUEUE_NAMES,
-  deliveryBackoffMs,
-  type DeliveryJobData,
-} from './delivery-policy.js';
+import { JOB_NAMES, deliveryBackoffMs, type DeliveryJobData } from './delivery-policy.js';
 import { TelematicsClient, VehicleUnreachableError } from './telematics-client.js';
 import { COMMAND_SECRETS, WORKER_REDIS, type CommandSecrets } from './telematics.tokens.js';
 
@@ -38,7 +32,7 @@ const CONCURRENCY = 32;
 @Injectable()
 export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(VehicleCommandWorker.name);
-  private worker?: Worker<DeliveryJobData, void, string>;
+  private worker?: DeliveryWorker;
   private readonly signer: CommandSigner;
   private readonly client: TelematicsClient;
 
@@ -54,15 +48,11 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
   }
 
   onApplicationBootstrap(): void {
-    this.worker = new Worker<DeliveryJobData, void, string>(QUEUE_NAMES.vehicleCommands, (job) => this.process(job), {
+    this.worker = createDeliveryWorker('vehicleCommands', (job) => this.process(job), {
       connection: this.connection,
       prefix: this.config.queuePrefix,
       concurrency: CONCURRENCY,
-      ...DELIVERY_WORKER_LOCK,
-      settings: {
-        backoffStrategy: (attemptsMade: number, type?: string) =>
-          type === BACKOFF_TYPE ? deliveryBackoffMs(attemptsMade, this.config.delivery) : 1_000,
-      },
+      backoff: this.config.delivery,
     });
     this.worker.on('error', (error) => this.logger.warn({ msg: 'queue connection error', error: error.message }));
   }
