@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
-import { DataSource, In, IsNull } from 'typeorm';
+import { DataSource, In, IsNull, type EntityManager } from 'typeorm';
 import { AccessProfile } from '../access-profiles/access-profile.entity.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ProblemException } from '../common/errors/problem.js';
@@ -151,25 +151,6 @@ export class KeyRegistrationService {
             : 'the vehicle has no open pairing session',
         );
       }
-      if (await manager.exists(DigitalKey, { where: { keyIdentifier: endpoint.keyIdentifier } })) {
-        throw new ProblemException('conflict', `key ${endpoint.keyIdentifier} is already registered`);
-      }
-      const ownerProfile = await manager.findOneBy(AccessProfile, { name: 'OWNER' });
-      const created = await manager.save(
-        manager.create(DigitalKey, {
-          keyIdentifier: endpoint.keyIdentifier,
-          vehicleId: vehicle.id,
-          role: 'owner',
-          state: 'pending',
-          partner,
-          endpointCertificatePem: endpoint.certificatePem,
-          accessProfileId: ownerProfile?.id ?? null,
-          entitlements: OWNER_ENTITLEMENTS,
-          notBefore: endpoint.notBefore,
-          notAfter: endpoint.notAfter,
-        }),
-      );
-      await manager.update(PairingSession, { id: session.id }, { status: 'completed', ownerKeyId: created.id });
       if (currentOwner) {
         // Owner device change: the old owner key goes through the normal revocation path.
         await this.lifecycle.terminateWithin(
@@ -177,22 +158,20 @@ export class KeyRegistrationService {
           currentOwner,
           vehicle,
           context,
-          `owner device changed to ${created.keyIdentifier} under pairing session ${session.id}`,
+          `owner device changed to ${endpoint.keyIdentifier} under pairing session ${session.id}`,
         );
       }
-      const add = await this.outbox.enqueue(manager, {
-        vehicleId: vehicle.id,
-        command: 'ADD_KEY',
-        fields: {
-          keyId: created.keyIdentifier,
-          role: 'owner',
-          state: 'active',
-          endpointPublicKey: endpoint.publicKeyPoint.toString('hex'),
-          entitlements: OWNER_ENTITLEMENTS.toString('hex'),
-        },
-        changesKeyList: true,
-        correlationId: context.correlationId,
+      const ownerProfile = await manager.findOneBy(AccessProfile, { name: 'OWNER' });
+      const { created, seq } = await this.recordPendingKey(manager, vehicle, endpoint, context, {
+        role: 'owner',
+        partner,
+        accessProfileId: ownerProfile?.id ?? null,
+        entitlements: OWNER_ENTITLEMENTS,
+        ownerKeyId: null,
+        notBefore: endpoint.notBefore,
+        notAfter: endpoint.notAfter,
       });
+      await manager.update(PairingSession, { id: session.id }, { status: 'completed', ownerKeyId: created.id });
       await this.audit.append(manager, {
         actor: context.actor,
         action: 'key.registered',
@@ -201,7 +180,7 @@ export class KeyRegistrationService {
           vehicleId: dto.vehicleId,
           role: 'owner',
           sessionId: session.id,
-          seq: add.seq,
+          seq,
           deviceMetadata: dto.deviceMetadata ? { ...dto.deviceMetadata } : undefined,
         },
         correlationId: context.correlationId,
@@ -209,6 +188,44 @@ export class KeyRegistrationService {
       return created;
     });
     return this.withReceipt(key, dto.vehicleId, endpoint, issuedAtMs);
+  }
+
+  /** Records a registered key as pending and sends ADD_KEY to the car, in the caller's transaction. */
+  private async recordPendingKey(
+    manager: EntityManager,
+    vehicle: Vehicle,
+    endpoint: VerifiedEndpoint,
+    context: RequestContext,
+    key: Pick<DigitalKey, 'role' | 'partner' | 'accessProfileId' | 'ownerKeyId' | 'notBefore' | 'notAfter'> & {
+      entitlements: Buffer;
+    },
+  ): Promise<{ created: DigitalKey; seq: number }> {
+    if (await manager.exists(DigitalKey, { where: { keyIdentifier: endpoint.keyIdentifier } })) {
+      throw new ProblemException('conflict', `key ${endpoint.keyIdentifier} is already registered`);
+    }
+    const created = await manager.save(
+      manager.create(DigitalKey, {
+        ...key,
+        keyIdentifier: endpoint.keyIdentifier,
+        vehicleId: vehicle.id,
+        state: 'pending',
+        endpointCertificatePem: endpoint.certificatePem,
+      }),
+    );
+    const add = await this.outbox.enqueue(manager, {
+      vehicleId: vehicle.id,
+      command: 'ADD_KEY',
+      fields: {
+        keyId: created.keyIdentifier,
+        role: key.role,
+        state: 'active',
+        endpointPublicKey: endpoint.publicKeyPoint.toString('hex'),
+        entitlements: key.entitlements.toString('hex'),
+      },
+      changesKeyList: true,
+      correlationId: context.correlationId,
+    });
+    return { created, seq: add.seq };
   }
 
   /** Signs the KTS receipt (PROTOCOL.md §3.4) for a registered key. */
@@ -298,9 +315,6 @@ export class KeyRegistrationService {
           'validation-failed',
           "the entitlements match none of the automaker's access profiles",
         );
-      if (await manager.exists(DigitalKey, { where: { keyIdentifier: endpoint.keyIdentifier } })) {
-        throw new ProblemException('conflict', `key ${endpoint.keyIdentifier} is already registered`);
-      }
       const friends = await manager.count(DigitalKey, {
         where: { vehicleId: vehicle.id, role: 'friend', state: In([...LIVE_STATES]) },
       });
@@ -310,33 +324,14 @@ export class KeyRegistrationService {
           `the vehicle already has ${friends} friend keys (limit ${this.friendKeyLimit})`,
         );
       }
-      const created = await manager.save(
-        manager.create(DigitalKey, {
-          keyIdentifier: endpoint.keyIdentifier,
-          vehicleId: vehicle.id,
-          role: 'friend',
-          state: 'pending',
-          partner,
-          endpointCertificatePem: endpoint.certificatePem,
-          accessProfileId: profile.id,
-          entitlements: attestation.entitlements,
-          ownerKeyId: owner.id,
-          notBefore: attestation.notBefore,
-          notAfter: attestation.notAfter,
-        }),
-      );
-      const add = await this.outbox.enqueue(manager, {
-        vehicleId: vehicle.id,
-        command: 'ADD_KEY',
-        fields: {
-          keyId: created.keyIdentifier,
-          role: 'friend',
-          state: 'active',
-          endpointPublicKey: endpoint.publicKeyPoint.toString('hex'),
-          entitlements: attestation.entitlements.toString('hex'),
-        },
-        changesKeyList: true,
-        correlationId: context.correlationId,
+      const { created, seq } = await this.recordPendingKey(manager, vehicle, endpoint, context, {
+        role: 'friend',
+        partner,
+        accessProfileId: profile.id,
+        entitlements: attestation.entitlements,
+        ownerKeyId: owner.id,
+        notBefore: attestation.notBefore,
+        notAfter: attestation.notAfter,
       });
       await this.audit.append(manager, {
         actor: context.actor,
@@ -349,7 +344,7 @@ export class KeyRegistrationService {
           accessProfile: profile.name,
           notBefore: attestation.notBefore.toISOString(),
           notAfter: attestation.notAfter.toISOString(),
-          seq: add.seq,
+          seq,
         },
         correlationId: context.correlationId,
       });
