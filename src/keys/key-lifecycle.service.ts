@@ -206,7 +206,8 @@ export class KeyLifecycleService {
       if (!vehicle) throw new ProblemException('not-found', `vehicle ${vin} does not exist`);
       const keys = await manager.find(DigitalKey, {
         where: { vehicleId: vehicle.id, state: In(['pending', 'active', 'suspended']) },
-        order: { role: 'DESC', createdAt: 'ASC' },
+        // 'friend' sorts before 'owner': friends are revoked first.
+        order: { role: 'ASC', createdAt: 'ASC' },
         lock: { mode: 'pessimistic_write' },
       });
       for (const key of keys) await this.change(manager, key, vehicle, 'terminate', context, reason ?? 'terminate-all');

@@ -28,6 +28,7 @@ describe('notifications to the Device OEM backend', () => {
       clientCertPem: pki.set.deviceOemClientCert,
       clientKeyPem: pki.set.deviceOemClientKey,
       vehicleOemRootPem: pki.set.vehicleOemRootCert,
+      ktsPublicKeyPem: pki.set.ktsPublicKey,
       vehicleOemBaseUrl: 'https://127.0.0.1:9',
       port: 0,
     });

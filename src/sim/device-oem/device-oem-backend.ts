@@ -1,7 +1,10 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createServer, request, Agent, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { compactVerify } from 'jose';
+import { NOTIFICATION_JWS_TYPE } from '../../protocol/telematics-messages.js';
 
 /** One call the mocked Device OEM backend made or received, for tests and the demo. */
 export interface DeviceOemCall {
@@ -13,6 +16,8 @@ export interface DeviceOemCall {
   durationMs: number;
   /** Client certificate subject of an inbound call. */
   peer?: string;
+  /** Inbound notification: what the backend did with it, or why it refused it. */
+  outcome?: string;
 }
 
 export interface DeviceOemBackendOptions {
@@ -24,8 +29,17 @@ export interface DeviceOemBackendOptions {
   clientKeyPem: string;
   /** Trust anchor for the Vehicle OEM server's TLS certificate and its notification client certificate. */
   vehicleOemRootPem: string;
-  /** Base URL of the Vehicle OEM server's mTLS listener, from configuration only. */
-  vehicleOemBaseUrl: string;
+  /**
+   * Base URL of the Vehicle OEM server's mTLS listener, from configuration only. A function is
+   * read at each call, for harnesses that start the backend before the server it calls.
+   */
+  vehicleOemBaseUrl: string | (() => string);
+  /**
+   * The Vehicle OEM server's KTS public key (PEM), pinned at partner onboarding: every
+   * notification must be a JWS it verifies. Without it the backend cannot authenticate
+   * notifications, so it only records them and never applies one to a device.
+   */
+  ktsPublicKeyPem?: string;
   host?: string;
   port?: number;
 }
@@ -35,14 +49,18 @@ export interface PartnerResponse<T> {
   body: T;
 }
 
-/** What a phone sends its maker's backend to register ("track") a new owner key (§3.4). */
+/** What a phone sends its maker's backend to register ("track") a new key (§3.4 owner, §7 step 4 friend). */
 export interface KeyRegistrationRequest {
   /** 8-byte vehicle identifier, hex. */
   vehicleId: string;
-  role: 'owner';
+  role: 'owner' | 'friend';
   /** DER: endpoint, Instance CA, Device OEM CA cross-signed by the Vehicle OEM root (§2). */
   certificateChain: readonly Uint8Array[];
+  /** Friend keys: the owner-signed `SignedFriendAttestation` (DER, §7). */
+  attestation?: Uint8Array;
   deviceMetadata?: { deviceType?: string; model?: string; osVersion?: string };
+  /** The phone asking (its Device OEM account), so the backend knows which device holds the key; not sent on. */
+  deviceId?: string;
 }
 
 /** The Vehicle OEM server's answer: the key as it tracks it, and the KTS receipt for the car. */
@@ -75,20 +93,93 @@ export class PartnerCallError extends Error {
   }
 }
 
+/** Notification types of the Vehicle OEM server (README, PROTOCOL.md appendix). */
+export const KEY_NOTIFICATION_TYPES = [
+  'KEY_ACTIVATED',
+  'KEY_SUSPENDED',
+  'KEY_RESUMED',
+  'KEY_TERMINATING',
+  'KEY_TERMINATED',
+  'FRIEND_KEY_ENROLLED',
+  'ACCESS_PROFILE_CHANGED',
+] as const;
+export type KeyNotificationType = (typeof KEY_NOTIFICATION_TYPES)[number];
+
+/** A notification whose KTS signature verified: the payload of the `dk-notification+jws`. */
+export interface KeyNotification {
+  readonly eventId: string;
+  readonly type: KeyNotificationType;
+  readonly keyId: string;
+  /** 8-byte vehicle identifier, hex. */
+  readonly vehicleId: string;
+  /** Orders the notifications of one key. */
+  readonly keyVersion: number;
+  readonly state: string;
+  readonly occurredAt: string;
+}
+
+/**
+ * What the backend did with a verified notification: pushed it to the phone holding the key
+ * (`applied`), held it for a phone out of reach (`queued`, pushed when it is back), dropped it as
+ * a repeat of an event already seen (`duplicate`) or as older than one already taken for the key
+ * (`stale`), or kept it with no phone to tell (`no-device`).
+ */
+export type NotificationDisposition = 'applied' | 'queued' | 'duplicate' | 'stale' | 'no-device';
+
+export interface ReceivedNotification {
+  readonly notification: KeyNotification;
+  readonly disposition: NotificationDisposition;
+  readonly deviceId?: string;
+  readonly at: string;
+}
+
+/** A phone as its maker's backend reaches it: the push channel (`SimulatedDevice` implements it). */
+export interface ManagedDevice {
+  readonly deviceId: string;
+  /** Applies one verified key change from the Vehicle OEM server: suspend, resume, remote termination. */
+  applyKeyNotification(notification: KeyNotification): void;
+}
+
+interface DeviceRecord {
+  readonly device: ManagedDevice;
+  reachable: boolean;
+  readonly keys: Set<string>;
+  /** Pushes held while the phone is out of reach, in arrival (= key-version) order. */
+  readonly pending: KeyNotification[];
+}
+
+/** The backend refused an inbound notification (answered 400). */
+class NotificationRefusal extends Error {}
+
 const MAX_BODY = 64 * 1024;
+const KEY_ID = /^[0-9a-f]{12,16}$/;
 
 /**
  * The mocked Device OEM (phone maker) backend: calls the Vehicle OEM server over mTLS with its
  * client certificate, serves its own mTLS endpoint for notifications from the Vehicle OEM
  * server, and logs every call both ways. TLS verification is on in both directions.
+ *
+ * It knows which phone holds which key (phones enrol, registration records the key) and applies
+ * each notification to that phone (§5): it verifies the JWS with the pinned KTS key (anything
+ * else → 400), drops repeats by `eventId` and anything older than the newest `keyVersion` taken
+ * for the key (both → 202), and pushes the rest, holding them for a phone out of reach.
  */
 export class DeviceOemBackend {
   readonly calls: DeviceOemCall[] = [];
+  /** Every notification body answered 2xx, as received. */
   readonly notifications: unknown[] = [];
+  /** Every verified notification and what the backend did with it, in arrival order. */
+  readonly received: ReceivedNotification[] = [];
   private readonly agent: Agent;
   private readonly server: Server;
+  readonly #ktsKey: KeyObject | undefined;
+  readonly #devices = new Map<string, DeviceRecord>();
+  readonly #holders = new Map<string, string>();
+  readonly #seenEvents = new Set<string>();
+  readonly #keyVersions = new Map<string, number>();
 
   constructor(private readonly options: DeviceOemBackendOptions) {
+    this.#ktsKey = options.ktsPublicKeyPem ? createPublicKey(options.ktsPublicKeyPem) : undefined;
     this.agent = new Agent({
       cert: options.clientCertPem,
       key: options.clientKeyPem,
@@ -122,24 +213,105 @@ export class DeviceOemBackend {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /** Registers a device's owner key with the Vehicle OEM server (`POST /partner/v1/keys`, §3.4). */
+  // ---------------------------------------------------------------------------------------------
+  // Devices: which phone holds which key, and whether a push reaches it now
+  // ---------------------------------------------------------------------------------------------
+
+  /** A phone signs in with its Device OEM account; pushes about its keys go to it from now on. */
+  enrollDevice(device: ManagedDevice, keyIds: readonly string[] = []): void {
+    const record = this.#devices.get(device.deviceId) ?? {
+      device,
+      reachable: true,
+      keys: new Set<string>(),
+      pending: [],
+    };
+    this.#devices.set(device.deviceId, record);
+    for (const keyId of keyIds) this.trackKey(device.deviceId, keyId);
+  }
+
+  /** Records that `deviceId` holds `keyId` (registration does it for the keys it registers). */
+  trackKey(deviceId: string, keyId: string): void {
+    const record = this.#device(deviceId);
+    const id = keyId.toLowerCase();
+    const previous = this.#holders.get(id);
+    if (previous !== undefined) this.#devices.get(previous)?.keys.delete(id);
+    record.keys.add(id);
+    this.#holders.set(id, deviceId);
+  }
+
+  /** The keys a phone holds, as the backend knows them. */
+  keysOf(deviceId: string): string[] {
+    return [...this.#device(deviceId).keys];
+  }
+
+  /** The phone holding a key, if the backend knows it. */
+  deviceHolding(keyId: string): string | undefined {
+    return this.#holders.get(keyId.toLowerCase());
+  }
+
+  /**
+   * Out of reach (switched off, airplane mode, a thief's pocket): pushes are held; back in reach,
+   * the held ones are delivered in the order they came.
+   */
+  setDeviceReachable(deviceId: string, reachable: boolean): void {
+    const record = this.#device(deviceId);
+    record.reachable = reachable;
+    if (!reachable) return;
+    for (const notification of record.pending.splice(0)) record.device.applyKeyNotification(notification);
+  }
+
+  /** Pushes held for a phone out of reach. */
+  pendingFor(deviceId: string): readonly KeyNotification[] {
+    return [...this.#device(deviceId).pending];
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Calls to the Vehicle OEM server
+  // ---------------------------------------------------------------------------------------------
+
+  /** Registers a device's key with the Vehicle OEM server (`POST /partner/v1/keys`, §3.4, §7 step 4). */
   async registerKey(request: KeyRegistrationRequest): Promise<KeyRegistration> {
     const response = await this.call<KeyRegistration>('POST', '/partner/v1/keys', {
       vehicleId: request.vehicleId,
       role: request.role,
       certificateChain: request.certificateChain.map((der) => Buffer.from(der).toString('base64')),
+      ...(request.attestation ? { attestation: Buffer.from(request.attestation).toString('base64') } : {}),
       ...(request.deviceMetadata ? { deviceMetadata: request.deviceMetadata } : {}),
     });
     if (response.status !== 201) throw new PartnerCallError(response.status, response.body);
+    if (request.deviceId !== undefined && this.#devices.has(request.deviceId)) {
+      this.trackKey(request.deviceId, response.body.keyId);
+    }
     return response.body;
   }
 
   /** The key's state as the Vehicle OEM server tracks it (`GET /partner/v1/keys/{keyId}`). */
   async getKey(keyId: string): Promise<PartnerKey> {
-    if (!/^[0-9a-f]{12,16}$/.test(keyId)) throw new RangeError('keyId must be 12-16 lower-case hex digits');
+    checkKeyId(keyId);
     const response = await this.call<PartnerKey>('GET', `/partner/v1/keys/${keyId}`);
     if (response.status !== 200) throw new PartnerCallError(response.status, response.body);
     return response.body;
+  }
+
+  /** Lost mode: suspends every key the phone holds (`POST /partner/v1/keys/{keyId}/suspend`, §5). */
+  async enterLostMode(deviceId: string, reason = 'device reported lost'): Promise<PartnerKey[]> {
+    return this.#forEachKey(deviceId, 'suspend', reason);
+  }
+
+  /** Found: resumes every key the phone holds (`POST /partner/v1/keys/{keyId}/resume`, §5). */
+  async exitLostMode(deviceId: string, reason = 'device found'): Promise<PartnerKey[]> {
+    return this.#forEachKey(deviceId, 'resume', reason);
+  }
+
+  async #forEachKey(deviceId: string, operation: 'suspend' | 'resume', reason: string): Promise<PartnerKey[]> {
+    const keys: PartnerKey[] = [];
+    for (const keyId of this.keysOf(deviceId)) {
+      checkKeyId(keyId);
+      const response = await this.call<PartnerKey>('POST', `/partner/v1/keys/${keyId}/${operation}`, { reason });
+      if (response.status !== 200) throw new PartnerCallError(response.status, response.body);
+      keys.push(response.body);
+    }
+    return keys;
   }
 
   /** Calls the Vehicle OEM server's partner API. */
@@ -153,7 +325,7 @@ export class DeviceOemBackend {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
       const req = request(
-        new URL(path, this.options.vehicleOemBaseUrl),
+        new URL(path, this.#vehicleOemBaseUrl()),
         {
           method,
           agent: this.agent,
@@ -202,10 +374,21 @@ export class DeviceOemBackend {
     });
   }
 
+  #vehicleOemBaseUrl(): string {
+    const base = this.options.vehicleOemBaseUrl;
+    return typeof base === 'string' ? base : base();
+  }
+
+  #device(deviceId: string): DeviceRecord {
+    const record = this.#devices.get(deviceId);
+    if (!record) throw new RangeError(`no device ${deviceId} is enrolled`);
+    return record;
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const started = Date.now();
     const peer = (req.socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
-    const finish = (status: number, body: unknown) => {
+    const finish = (status: number, body: unknown, outcome?: string) => {
       this.calls.push({
         direction: 'inbound',
         method: req.method ?? '',
@@ -214,6 +397,7 @@ export class DeviceOemBackend {
         at: new Date(started).toISOString(),
         durationMs: Date.now() - started,
         peer: typeof peer === 'string' ? peer : undefined,
+        ...(outcome ? { outcome } : {}),
       });
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
@@ -226,12 +410,104 @@ export class DeviceOemBackend {
       else chunks.push(chunk);
     });
     req.on('end', () => {
+      let body: unknown;
       try {
-        this.notifications.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-        finish(202, { accepted: true });
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       } catch {
-        finish(400, { error: 'body must be JSON' });
+        return finish(400, { error: 'body must be JSON' }, 'refused: not JSON');
       }
+      this.#accept(body).then(
+        (disposition) => {
+          this.notifications.push(body);
+          finish(202, { accepted: true, ...(disposition ? { disposition } : {}) }, disposition ?? 'recorded');
+        },
+        (error: unknown) => {
+          const message = error instanceof Error ? error.message : String(error);
+          // A refusal is final (the server stops retrying on 4xx); anything else may be retried.
+          if (error instanceof NotificationRefusal) finish(400, { error: message }, `refused: ${message}`);
+          else finish(500, { error: 'the notification could not be applied' }, `failed: ${message}`);
+        },
+      );
     });
   }
+
+  /**
+   * Verifies a notification against the pinned KTS key, then deduplicates it by `eventId`,
+   * ignores it if an older `keyVersion` than one already taken for the key, and pushes it to the
+   * phone holding the key (or holds it for a phone out of reach). Without a pinned key it only
+   * records (`undefined`).
+   */
+  async #accept(body: unknown): Promise<NotificationDisposition | undefined> {
+    if (!this.#ktsKey) return undefined;
+    const jws = (body as { notification?: unknown } | null)?.notification;
+    if (typeof jws !== 'string') throw new NotificationRefusal('notification must be a compact JWS');
+    let payload: unknown;
+    try {
+      const verified = await compactVerify(jws, this.#ktsKey, { algorithms: ['ES256'] });
+      if (verified.protectedHeader.typ !== NOTIFICATION_JWS_TYPE) throw new Error('typ');
+      payload = JSON.parse(Buffer.from(verified.payload).toString('utf8'));
+    } catch {
+      throw new NotificationRefusal('the notification is not signed by the pinned KTS key');
+    }
+    if (!isKeyNotification(payload)) throw new NotificationRefusal('the notification payload is malformed');
+    const notification = payload;
+    const record = (disposition: NotificationDisposition, deviceId?: string): NotificationDisposition => {
+      this.received.push({
+        notification,
+        disposition,
+        ...(deviceId === undefined ? {} : { deviceId }),
+        at: new Date().toISOString(),
+      });
+      return disposition;
+    };
+    // From here on nothing awaits: the checks and the updates below cannot interleave with another request.
+    if (this.#seenEvents.has(notification.eventId)) return record('duplicate');
+    // Equal versions are not stale: a change that keeps the state (ACCESS_PROFILE_CHANGED) may reuse it.
+    const latest = this.#keyVersions.get(notification.keyId);
+    const taken = (): void => {
+      this.#seenEvents.add(notification.eventId);
+      this.#keyVersions.set(notification.keyId, Math.max(latest ?? notification.keyVersion, notification.keyVersion));
+    };
+    if (latest !== undefined && notification.keyVersion < latest) {
+      this.#seenEvents.add(notification.eventId);
+      return record('stale');
+    }
+    const deviceId = this.#holders.get(notification.keyId);
+    const device = deviceId === undefined ? undefined : this.#devices.get(deviceId);
+    if (!deviceId || !device) {
+      taken();
+      return record('no-device');
+    }
+    if (!device.reachable) {
+      device.pending.push(notification);
+      taken();
+      return record('queued', deviceId);
+    }
+    // If the phone throws, nothing is marked taken: the server's retry applies it again.
+    device.device.applyKeyNotification(notification);
+    taken();
+    return record('applied', deviceId);
+  }
+}
+
+function checkKeyId(keyId: string): void {
+  if (!KEY_ID.test(keyId)) throw new RangeError('keyId must be 12-16 lower-case hex digits');
+}
+
+function isKeyNotification(value: unknown): value is KeyNotification {
+  const n = value as KeyNotification | null;
+  return (
+    typeof n === 'object' &&
+    n !== null &&
+    typeof n.eventId === 'string' &&
+    n.eventId.length > 0 &&
+    (KEY_NOTIFICATION_TYPES as readonly string[]).includes(n.type) &&
+    typeof n.keyId === 'string' &&
+    KEY_ID.test(n.keyId) &&
+    typeof n.vehicleId === 'string' &&
+    /^[0-9a-f]{16}$/.test(n.vehicleId) &&
+    Number.isSafeInteger(n.keyVersion) &&
+    typeof n.state === 'string' &&
+    typeof n.occurredAt === 'string'
+  );
 }

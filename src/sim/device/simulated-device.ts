@@ -1,12 +1,25 @@
+import { randomUUID } from 'node:crypto';
+import { toHex } from '../../protocol/bytes.js';
+import { decodeEntitlements } from '../../protocol/entitlements.js';
 import { decodeKtsReceipt } from '../../protocol/kts-receipt.js';
 import { encodeAttestationSlot, PRIVATE_MAILBOX_LAYOUT } from '../../protocol/mailbox.js';
 import type { TransactionCode } from '../../protocol/transaction.js';
-import type { KeyRegistration, KeyRegistrationRequest } from '../device-oem/device-oem-backend.js';
+import type {
+  KeyNotification,
+  KeyNotificationType,
+  KeyRegistration,
+  KeyRegistrationRequest,
+  ManagedDevice,
+} from '../device-oem/device-oem-backend.js';
 import { NfcLink, type NfcLinkOptions } from '../nfc/nfc-link.js';
 import { tap, type TapOptions, type TapOutcome } from '../nfc/tap.js';
 import type { DevicePairingOutcome } from '../secure-element/framework-applet.js';
 import type { InstanceCertificateAuthority } from '../secure-element/instance-certificate-authority.js';
-import { SoftwareSecureElement, type SoftwareSecureElementOptions } from '../secure-element/software-secure-element.js';
+import {
+  SoftwareSecureElement,
+  type EndpointKeyState,
+  type SoftwareSecureElementOptions,
+} from '../secure-element/software-secure-element.js';
 import type { SimulatedVehicle } from '../vehicle/simulated-vehicle.js';
 import type { PairingEvent, PairingReason, PairingResult, ReaderLocation } from '../vehicle/vehicle-events.js';
 
@@ -20,6 +33,8 @@ export interface SimulatedDeviceOptions {
   readonly instanceCa: InstanceCertificateAuthority;
   /** The phone's Device OEM account: its maker's backend registers keys with the Vehicle OEM server. */
   readonly deviceOem?: KeyRegistrar;
+  /** The phone's identity with its maker's backend (push token); random when absent. */
+  readonly deviceId?: string;
   /** Reported as device metadata at registration. */
   readonly model?: string;
   readonly osVersion?: string;
@@ -34,10 +49,52 @@ export interface WalletKey {
   readonly keyId: string;
   readonly vehicleIdentifier: string;
   readonly state: WalletKeyState;
-  /** The server's state at registration (`pending` until the car acknowledges ADD_KEY). */
+  readonly role: 'owner' | 'friend';
+  /** The key in the SE: `suspended` while the server has it suspended (lost mode, §5). */
+  readonly keyState: EndpointKeyState;
+  /**
+   * The server's state: at registration (`pending` until the car acknowledges ADD_KEY), then as
+   * the last notification relayed by the Device OEM backend reported it.
+   */
   readonly serverState?: string;
   readonly ktsReceiptIssuedAtMs?: number;
 }
+
+/** What the phone did with one key notification its maker's backend pushed (§5). */
+export interface DeviceKeyUpdate {
+  readonly eventId: string;
+  readonly type: KeyNotificationType;
+  readonly keyId: string;
+  /** `deleted`: remote termination, the SE dropped the key; `noted`: only the Wallet's server state changed. */
+  readonly result: 'suspended' | 'resumed' | 'deleted' | 'noted' | 'unknown-key';
+}
+
+/** A friend's new key as it goes to the owner (§7 step 2, KeySigningRequest). */
+export interface FriendKeyRequest {
+  readonly keyId: string;
+  readonly vehicleIdentifier: string;
+  /** 65-byte point. */
+  readonly endpointPublicKey: Buffer;
+  /** Endpoint, Instance CA, Device OEM CA cross (DER). */
+  readonly certificateChain: readonly Buffer[];
+  /** Entitlements TLV (§6) the invitation offered. */
+  readonly entitlements: Buffer;
+}
+
+/** An owner's invitation as the friend's phone receives it (§7 step 1; the relay itself is not simulated). */
+export interface ShareInvitation {
+  /** 8-byte vehicle identifier, hex. */
+  readonly vehicleIdentifier: string;
+  /** The vehicle (reader long-term) public key, 65-byte point: the friend's SE verifies AUTH1 with it. */
+  readonly vehiclePublicKey: Uint8Array;
+  /** Entitlements TLV (§6) of the shared access profile. */
+  readonly entitlements: Uint8Array;
+}
+
+type WalletEntry = Omit<WalletKey, 'keyState'>;
+
+/** Default validity of a shared key (§7): a week. */
+export const DEFAULT_SHARE_VALIDITY_MS = 7 * 86_400_000;
 
 export interface DevicePairingResult {
   readonly result: Exclude<PairingResult, 'verifier-installed'>;
@@ -66,26 +123,38 @@ export class DeviceRegistrationError extends Error {
  * A simulated phone: a software SE (framework and transaction applets), the Wallet's view of
  * its car keys, and its Device OEM account. Owner pairing (§3): the user types the password,
  * holds the phone to the car's pairing reader, then the phone registers the new key through its
- * maker's backend and puts the KTS receipt into the key's private mailbox for the car.
+ * maker's backend and puts the KTS receipt into the key's private mailbox for the car. Sharing
+ * (§7): a friend's phone creates a certified key, the owner's SE attests it, the friend registers
+ * it. Its maker's backend pushes the server's key changes (§5): suspend, resume, remote deletion.
  */
-export class SimulatedDevice {
+export class SimulatedDevice implements ManagedDevice {
   readonly secureElement: SoftwareSecureElement;
   readonly model: string;
+  readonly deviceId: string;
+  /** Key notifications pushed by the Device OEM backend and what the phone did with each, oldest first. */
+  readonly keyUpdates: DeviceKeyUpdate[] = [];
   readonly #options: SimulatedDeviceOptions;
-  readonly #wallet = new Map<string, WalletKey>();
+  readonly #wallet = new Map<string, WalletEntry>();
+  /** Friend keys created for an invitation, waiting for the owner's attestation (§7). */
+  readonly #friendRequests = new Map<string, FriendKeyRequest>();
 
   constructor(options: SimulatedDeviceOptions) {
     this.#options = options;
     this.model = options.model ?? 'Simulated Phone';
+    this.deviceId = options.deviceId ?? randomUUID();
     this.secureElement = new SoftwareSecureElement({ ...options.secureElement, instanceCa: options.instanceCa });
   }
 
   get wallet(): WalletKey[] {
-    return [...this.#wallet.values()];
+    return [...this.#wallet.keys()].flatMap((keyId) => this.walletKey(keyId) ?? []);
   }
 
+  /** The key as the Wallet shows it; gone once the SE no longer holds it. */
   walletKey(keyId: string): WalletKey | undefined {
-    return this.#wallet.get(keyId);
+    const entry = this.#wallet.get(keyId);
+    const held = this.secureElement.keys().find((key) => key.keyId === keyId);
+    if (!entry || !held) return undefined;
+    return { ...entry, keyState: held.state };
   }
 
   /** The user types the 8 digits the operator handed over (§3.1). */
@@ -107,7 +176,7 @@ export class SimulatedDevice {
     const deviceOutcome = outcomes.at(-1) === before ? undefined : outcomes.at(-1);
     const keyId = deviceOutcome?.success ? deviceOutcome.keyId : undefined;
     if (carEvent.result === 'paired' && keyId && keyId === carEvent.keyId) {
-      this.#wallet.set(keyId, { keyId, vehicleIdentifier: car.vehicleIdentifierHex, state: 'paired' });
+      this.#wallet.set(keyId, { keyId, vehicleIdentifier: car.vehicleIdentifierHex, state: 'paired', role: 'owner' });
     }
     return {
       result: carEvent.result === 'verifier-installed' ? 'failed' : carEvent.result,
@@ -133,11 +202,8 @@ export class SimulatedDevice {
       vehicleId: key.vehicleIdentifier,
       role: 'owner',
       certificateChain: chain,
-      deviceMetadata: {
-        deviceType: 'phone',
-        model: this.model,
-        ...(this.#options.osVersion ? { osVersion: this.#options.osVersion } : {}),
-      },
+      deviceMetadata: this.#deviceMetadata(),
+      deviceId: this.deviceId,
     });
     if (registration.keyId !== keyId || registration.vehicleId !== key.vehicleIdentifier) {
       throw new DeviceRegistrationError('the server registered another key than the one sent');
@@ -149,15 +215,149 @@ export class SimulatedDevice {
       PRIVATE_MAILBOX_LAYOUT.attestation.offset,
       encodeAttestationSlot(receipt),
     );
-    const walletKey: WalletKey = {
+    this.#wallet.set(keyId, {
       keyId,
       vehicleIdentifier: key.vehicleIdentifier,
       state: 'registered',
+      role: 'owner',
       serverState: registration.state,
       ktsReceiptIssuedAtMs: issuedAtMs,
+    });
+    return this.walletKey(keyId)!;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sharing (§7): the friend's phone creates a key, the owner's SE attests it, the friend registers it
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Friend side (§7 step 2): accepts an invitation; the SE generates a friend endpoint key bound
+   * to the car and the SE's Instance CA certifies it. Returns the KeySigningRequest for the owner.
+   */
+  createFriendKey(invitation: ShareInvitation): FriendKeyRequest {
+    const vehicleIdentifier = Buffer.from(invitation.vehicleIdentifier, 'hex');
+    const entitlements = Buffer.from(invitation.entitlements);
+    decodeEntitlements(entitlements); // validate
+    const created = this.secureElement.createKey({
+      vehicleIdentifier,
+      vehiclePublicKey: invitation.vehiclePublicKey,
+      entitlements,
+      role: 'friend',
+    });
+    const certificateChain = this.#options.instanceCa.issueEndpointChain({
+      endpointPublicKey: created.endpointPublicKey,
+      vehicleIdentifier,
+      role: 'friend',
+      entitlements,
+    });
+    const request: FriendKeyRequest = {
+      keyId: created.keyId,
+      vehicleIdentifier: toHex(vehicleIdentifier),
+      endpointPublicKey: Buffer.from(created.endpointPublicKey),
+      certificateChain: certificateChain.map((der) => Buffer.from(der)),
+      entitlements,
     };
-    this.#wallet.set(keyId, walletKey);
-    return walletKey;
+    this.#friendRequests.set(created.keyId, request);
+    return request;
+  }
+
+  /**
+   * Owner side (§7 step 3): the owner key in this phone's SE signs the friend attestation for the
+   * friend's key, valid from a minute ago for `validityMs`. Returns the DER `SignedFriendAttestation`.
+   */
+  shareKey(ownerKeyId: string, friend: FriendKeyRequest, validityMs = DEFAULT_SHARE_VALIDITY_MS): Buffer {
+    const owner = this.secureElement.key(ownerKeyId);
+    if (owner.vehicleIdentifier !== friend.vehicleIdentifier) {
+      throw new DeviceRegistrationError('the friend key is for another vehicle');
+    }
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    return this.secureElement.signFriendAttestation(ownerKeyId, {
+      endpointPublicKey: friend.endpointPublicKey,
+      entitlements: friend.entitlements,
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + validityMs),
+    });
+  }
+
+  /** Friend side (§7 step 4): registers the attested key through the Device OEM backend. */
+  async registerFriendKey(keyId: string, attestation: Uint8Array): Promise<WalletKey> {
+    const registrar = this.#options.deviceOem;
+    if (!registrar) throw new DeviceRegistrationError('this device has no Device OEM account');
+    const request = this.#friendRequests.get(keyId);
+    if (!request) throw new DeviceRegistrationError(`key ${keyId} was not created for an invitation`);
+    const registration = await registrar.registerKey({
+      vehicleId: request.vehicleIdentifier,
+      role: 'friend',
+      certificateChain: request.certificateChain,
+      attestation,
+      deviceMetadata: this.#deviceMetadata(),
+      deviceId: this.deviceId,
+    });
+    if (registration.keyId !== keyId || registration.vehicleId !== request.vehicleIdentifier) {
+      throw new DeviceRegistrationError('the server registered another key than the one sent');
+    }
+    this.#friendRequests.delete(keyId);
+    // The car learns of the key through ADD_KEY from the server (§8).
+    this.#wallet.set(keyId, {
+      keyId,
+      vehicleIdentifier: request.vehicleIdentifier,
+      state: 'registered',
+      role: 'friend',
+      serverState: registration.state,
+      ktsReceiptIssuedAtMs: registration.ktsReceipt.issuedAtMs,
+    });
+    return this.walletKey(keyId)!;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Key changes pushed by the Device OEM backend (§5)
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Applies a key change the Vehicle OEM server reported and the Device OEM backend verified and
+   * pushed: suspended → the SE suspends the key (the Wallet shows it suspended), resumed → active
+   * again, terminating or terminated → remote termination, the SE deletes the key. Never throws.
+   */
+  applyKeyNotification(notification: KeyNotification): void {
+    const { keyId } = notification;
+    const held = this.secureElement.keys().find((key) => key.keyId === keyId);
+    let result: DeviceKeyUpdate['result'];
+    if (!held) result = 'unknown-key';
+    else {
+      switch (notification.type) {
+        case 'KEY_SUSPENDED':
+          result = this.#setKeyState(keyId, held.state, 'suspended') ? 'suspended' : 'noted';
+          break;
+        case 'KEY_RESUMED':
+          result = this.#setKeyState(keyId, held.state, 'active') ? 'resumed' : 'noted';
+          break;
+        case 'KEY_TERMINATING':
+        case 'KEY_TERMINATED':
+          this.secureElement.deleteKey(keyId);
+          this.#wallet.delete(keyId);
+          result = 'deleted';
+          break;
+        default:
+          result = 'noted';
+      }
+      const entry = this.#wallet.get(keyId);
+      if (entry) this.#wallet.set(keyId, { ...entry, serverState: notification.state });
+    }
+    this.keyUpdates.push({ eventId: notification.eventId, type: notification.type, keyId, result });
+  }
+
+  #setKeyState(keyId: string, current: EndpointKeyState, next: 'active' | 'suspended'): boolean {
+    if (current === 'terminated' || current === next) return false;
+    this.secureElement.setKeyState(keyId, next);
+    return true;
+  }
+
+  #deviceMetadata(): NonNullable<KeyRegistrationRequest['deviceMetadata']> {
+    return {
+      deviceType: 'phone',
+      model: this.model,
+      ...(this.#options.osVersion ? { osVersion: this.#options.osVersion } : {}),
+    };
   }
 
   /** Holds the phone to one of the car's transaction readers (§4). */

@@ -4,8 +4,9 @@ import { asBuffer, checkInteger, checkLength, fromHex, toHex } from '../../proto
 import { KEY_ROLE_CODES, type KeyRole } from '../../protocol/certificate-extensions.js';
 import { EphemeralKeyPair, P256KeyPair, P256PublicKey } from '../../protocol/crypto/p256.js';
 import { decodeCarTci, parseEcpFrame } from '../../protocol/ecp.js';
-import { decodeEntitlements, encodeEntitlements, type Entitlements } from '../../protocol/entitlements.js';
+import { decodeEntitlements, encodeEntitlements, hasRight, type Entitlements } from '../../protocol/entitlements.js';
 import { ProtocolError } from '../../protocol/errors.js';
+import { signFriendAttestation as signAttestation } from '../../protocol/friend-attestation.js';
 import {
   DEFAULT_KEY_IDENTIFIER_PROFILE,
   keyIdentifier as computeKeyIdentifier,
@@ -124,6 +125,17 @@ export interface EndpointKeySummary extends CreatedKey {
   readonly role?: KeyRole;
   readonly entitlements?: Buffer;
   readonly createdAtMs: number;
+}
+
+/** What the owner's SE signs for a friend (§7 step 3); vehicle and owner key come from the owner key. */
+export interface FriendAttestationRequest {
+  /** The friend's endpoint public key, 65-byte point, from its KeySigningRequest. */
+  readonly endpointPublicKey: Uint8Array;
+  /** Entitlements TLV (§6) of the profile shared. */
+  readonly entitlements: Uint8Array;
+  /** Whole seconds. */
+  readonly notBefore: Date;
+  readonly notAfter: Date;
 }
 
 /** What the car told the device with CONTROL FLOW (the phone's "Unlocked" banner). */
@@ -428,6 +440,52 @@ export class SoftwareSecureElement implements ContactlessCard {
     };
     key.signingKey = undefined;
     return key.termination;
+  }
+
+  /**
+   * Remote termination (§5): the Vehicle OEM server revoked the key and the Device OEM server
+   * relayed it; the applet deletes the key with its private key, Kpersistent and mailboxes.
+   * Returns whether the SE held the key (a repeated request is a no-op).
+   */
+  deleteKey(keyId: string): boolean {
+    const key = this.#keys.get(keyId.toLowerCase());
+    if (!key) return false;
+    if (this.#session?.key === key) this.#endTransaction();
+    key.state = 'terminated';
+    key.signingKey = undefined;
+    key.kpersistent?.fill(0);
+    key.kpersistent = undefined;
+    key.privateMailbox.fill(0);
+    key.confidentialMailbox.fill(0);
+    this.#keys.delete(key.keyId);
+    return true;
+  }
+
+  /**
+   * Sharing (§7 step 3): the owner endpoint key signs the friend attestation (KeyImportRequest)
+   * for a friend's endpoint key; only an active owner key with the share right (§6) can. Returns
+   * the DER `SignedFriendAttestation`.
+   */
+  signFriendAttestation(ownerKeyId: string, request: FriendAttestationRequest): Buffer {
+    const key = this.#key(ownerKeyId);
+    const signingKey = key.signingKey;
+    if (key.state !== 'active' || !signingKey) {
+      throw new SecureElementError('key-terminated', `key ${ownerKeyId} is ${key.state}`);
+    }
+    if (key.role !== 'owner' || (key.entitlements && !hasRight(decodeEntitlements(key.entitlements), 'share'))) {
+      throw new SecureElementError('bad-argument', `key ${ownerKeyId} may not share`);
+    }
+    return signAttestation(
+      {
+        vehicleIdentifier: Buffer.from(key.vehicleIdentifier),
+        endpointPublicKey: Buffer.from(request.endpointPublicKey),
+        entitlements: Buffer.from(request.entitlements),
+        notBefore: request.notBefore,
+        notAfter: request.notAfter,
+        ownerKeyId: Buffer.from(key.keyIdentifier),
+      },
+      signingKey,
+    );
   }
 
   /** Drops the stored Kpersistent (tests; also what a device does after a reset of its car data). */

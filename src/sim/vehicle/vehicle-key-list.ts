@@ -111,7 +111,7 @@ export class VehicleKeyList {
       existing.entitlements = request.entitlements;
       if (request.endpointCertificateDigest)
         existing.certificateDigest = Buffer.from(request.endpointCertificateDigest);
-      this.#setState(existing, state);
+      this.#setState(existing, state, source);
     } else {
       this.#entries.set(keyId, {
         keyIdentifier,
@@ -139,14 +139,14 @@ export class VehicleKeyList {
     }
     if (!entry) return this.#record('state', keyId, source, state, 'unknown key, ignored');
     if (entry.state === 'terminated') return this.#record('state', keyId, source, 'terminated', 'terminated is final');
-    this.#setState(entry, state);
+    this.#setState(entry, state, source);
     this.#record('state', keyId, source, state);
   }
 
   /** A pending owner becomes active on a valid KTS receipt (§3.4); other states are left alone. */
   activatePending(entry: EndpointEntry, source: KeyListSource): boolean {
     if (entry.state !== 'pending' || this.#denied.has(entry.keyId)) return false;
-    this.#setState(entry, 'active');
+    this.#setState(entry, 'active', source);
     this.#record('state', entry.keyId, source, 'active');
     return true;
   }
@@ -161,7 +161,7 @@ export class VehicleKeyList {
   /** Revokes a key, known or not: terminated, deny-listed, Kpersistent gone. */
   deny(keyId: string, source: KeyListSource): void {
     const entry = this.#entries.get(keyId);
-    if (entry) this.#setState(entry, 'terminated');
+    if (entry) this.#setState(entry, 'terminated', source);
     if (this.#denied.has(keyId)) return;
     this.#denied.add(keyId);
     this.#record('denied', keyId, source, 'terminated');
@@ -278,10 +278,10 @@ export class VehicleKeyList {
     }
   }
 
-  #setState(entry: EndpointEntry, state: CarKeyState): void {
+  #setState(entry: EndpointEntry, state: CarKeyState, source: KeyListSource): void {
     entry.state = state;
-    // §4.4: a suspended or revoked endpoint's Kpersistent is deleted at once.
-    if (state === 'suspended' || state === 'terminated') this.forgetKpersistent(entry);
+    // §4.4: a suspended or revoked endpoint's Kpersistent is deleted at once (logged with the change's source).
+    if (state === 'suspended' || state === 'terminated') this.forgetKpersistent(entry, source);
   }
 
   #record(change: KeyListChange, keyId: string, source: KeyListSource, state?: CarKeyState, detail?: string): void {
