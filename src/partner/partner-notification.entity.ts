@@ -11,7 +11,8 @@ export const PARTNER_NOTIFICATION_TYPES = [
 ] as const;
 export type PartnerNotificationType = (typeof PARTNER_NOTIFICATION_TYPES)[number];
 
-export type PartnerNotificationStatus = 'pending' | 'delivered' | 'failed';
+/** `sending`: claimed by one worker until `next_attempt_at` (a lease), so no two send it at once. */
+export type PartnerNotificationStatus = 'pending' | 'sending' | 'delivered' | 'failed';
 
 /**
  * A notification to the Device OEM partner that owns a key. `id` is the event id the partner

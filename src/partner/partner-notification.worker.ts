@@ -73,10 +73,30 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
       },
       order: { keyVersion: 'ASC' },
     });
-    for (const notification of open) await this.deliver(notification);
+    for (const notification of open) {
+      // Claim before sending: a concurrent job for the same key stops here instead of sending
+      // the same event again or overtaking it; the lease lets the sweeper recover a crash.
+      if (!(await this.claim(notification))) {
+        // BullMQ retries this job shortly, after the other worker has moved on.
+        throw new Error(`notification ${notification.id} is being sent by another worker`);
+      }
+      if (!(await this.deliver(notification))) return;
+    }
   }
 
-  private async deliver(notification: PartnerNotification): Promise<void> {
+  private async claim(notification: PartnerNotification): Promise<boolean> {
+    const lease = new Date(Date.now() + this.config.delivery.requestTimeoutMs * 2);
+    const [rows] = await this.dataSource.query<[Array<{ id: string }>, number]>(
+      `UPDATE partner_notifications SET status = 'sending', next_attempt_at = $2, updated_at = now()
+        WHERE id = $1 AND status = 'pending'
+    RETURNING id`,
+      [notification.id, lease],
+    );
+    return rows.length > 0;
+  }
+
+  /** Sends one claimed notification; true when later ones of the key may follow. */
+  private async deliver(notification: PartnerNotification): Promise<boolean> {
     const log = {
       partner: notification.partner,
       keyId: notification.keyIdentifier,
@@ -90,7 +110,7 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
         [notification.id, `no notification URL configured for partner ${notification.partner}`],
       );
       this.logger.warn({ msg: 'no notification URL for partner; notification failed', ...log });
-      return;
+      return true;
     }
     const message: PartnerNotificationMessage = {
       eventId: notification.id,
@@ -109,28 +129,28 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
       if (status >= 200 && status < 300) {
         await this.dataSource.query(
           `UPDATE partner_notifications SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
-                  last_error = NULL, updated_at = now() WHERE id = $1 AND status = 'pending'`,
+                  last_error = NULL, updated_at = now() WHERE id = $1 AND status = 'sending'`,
           [notification.id],
         );
         this.logger.log({ msg: 'partner notified', ...log });
-        return;
+        return true;
       }
       if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
         await this.dataSource.query(
           `UPDATE partner_notifications SET status = 'failed', attempts = attempts + 1, last_error = $2, updated_at = now()
-            WHERE id = $1 AND status = 'pending'`,
+            WHERE id = $1 AND status = 'sending'`,
           [notification.id, `partner refused it (${status})`],
         );
         this.logger.warn({ msg: 'partner refused the notification', status, ...log });
-        return;
+        return true;
       }
       throw new PartnerUnreachableError(`partner answered ${status}`);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       const next = new Date(Date.now() + deliveryBackoffMs(notification.attempts + 1, this.config.delivery));
       await this.dataSource.query(
-        `UPDATE partner_notifications SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, updated_at = now()
-          WHERE id = $1 AND status = 'pending'`,
+        `UPDATE partner_notifications SET status = 'pending', attempts = attempts + 1, last_error = $2, next_attempt_at = $3, updated_at = now()
+          WHERE id = $1 AND status = 'sending'`,
         [notification.id, reason.slice(0, 1_000), next],
       );
       this.logger.warn({ msg: 'partner unreachable; will retry', reason, ...log });

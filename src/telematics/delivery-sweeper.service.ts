@@ -10,7 +10,7 @@ import type { OutboxTopic } from './outbox-message.entity.js';
 /** The tables whose open rows the sweeper re-enqueues, and what is "open" in each. */
 const SWEPT: Array<{ table: string; open: string; topic: OutboxTopic }> = [
   { table: 'deliveries', open: "status IN ('pending', 'sent')", topic: 'vehicle-command' },
-  { table: 'partner_notifications', open: "status = 'pending'", topic: 'partner-notification' },
+  { table: 'partner_notifications', open: "status IN ('pending', 'sending')", topic: 'partner-notification' },
 ];
 
 const BATCH = 500;
