@@ -132,6 +132,7 @@ export class SimulatedWorld {
       ktsPublicKey: res.body.trust.ktsPublicKeyPem,
     });
     car.attachTelematics({ telematicsPublicKey: res.body.trust.telematicsPublicKeyPem });
+    car.attachServer({ baseUrl: () => this.system.apiUrl });
     this.#cars.set(vin, car);
     this.#cars.set(car.vehicleIdentifierHex, car);
     return car;
@@ -143,8 +144,12 @@ export class SimulatedWorld {
     throw new Error('unknown car');
   }
 
-  /** Out of coverage: the telematics endpoint drops the server's connections for this car. */
+  /**
+   * Out of coverage: the telematics endpoint drops the server's connections for this car and the
+   * car's own reports wait; back online, they go out.
+   */
   setOnline(car: SimulatedVehicle, online: boolean): void {
+    car.setOnline(online);
     for (const [id, known] of this.#cars) {
       if (known !== car) continue;
       if (online) this.#offline.delete(id);
@@ -231,6 +236,41 @@ export class SimulatedWorld {
     const attestation = owner.phone.shareKey(owner.keyId, request);
     await friendPhone.registerFriendKey(request.keyId, attestation);
     await this.waitForState(request.keyId, 'active');
+    return request.keyId;
+  }
+
+  /** The entitlements TLV of one of the car's access profiles, as the server lists them to partners. */
+  async accessProfile(car: SimulatedVehicle, profile: string): Promise<Buffer> {
+    const profiles = await this.deviceOem.call<{ items: AccessProfileView[] }>(
+      'GET',
+      `/partner/v1/vehicles/${car.vehicleIdentifierHex}/access-profiles`,
+    );
+    const entitlements = profiles.body.items.find((item) => item.name === profile)?.entitlementsTlv;
+    if (!entitlements) throw new Error(`no access profile ${profile}`);
+    return Buffer.from(entitlements, 'hex');
+  }
+
+  /**
+   * Sharing through the invitation relay (§7 steps 1–4): the owner invites (profile from the
+   * server's list, optional PIN), the friend accepts the link, the owner attests the friend's
+   * key, the friend stores the attestation and registers. Resolves with the friend key id once
+   * the server returned the KTS receipt (the car may still be offline).
+   */
+  async shareByInvitation(
+    car: SimulatedVehicle,
+    owner: PairedOwner,
+    friendPhone: SimulatedDevice,
+    profile: string,
+    options: { pin?: string; validityMs?: number } = {},
+  ): Promise<string> {
+    const link = owner.phone.createInvitation(owner.keyId, {
+      profileName: profile,
+      entitlements: await this.accessProfile(car, profile),
+      ...options,
+    });
+    const request = friendPhone.acceptInvitation(link, options.pin);
+    const attestation = owner.phone.attestFriendKey(owner.keyId, request);
+    await friendPhone.registerFriendKey(request.keyId, attestation);
     return request.keyId;
   }
 

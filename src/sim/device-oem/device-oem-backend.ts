@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { compactVerify } from 'jose';
 import { NOTIFICATION_JWS_TYPE } from '../../protocol/telematics-messages.js';
+import { InvitationRelay } from './invitation-relay.js';
 
 /** One call the mocked Device OEM backend made or received, for tests and the demo. */
 export interface DeviceOemCall {
@@ -40,6 +41,10 @@ export interface DeviceOemBackendOptions {
    * notifications, so it only records them and never applies one to a device.
    */
   ktsPublicKeyPem?: string;
+  /** Base of the share links the backend serves (§7 step 1) **[stand-in]**. */
+  shareBaseUrl?: string;
+  /** Unix milliseconds, for invitation mailbox expiry. */
+  clock?: () => number;
   host?: string;
   port?: number;
 }
@@ -170,6 +175,9 @@ export class DeviceOemBackend {
   readonly notifications: unknown[] = [];
   /** Every verified notification and what the backend did with it, in arrival order. */
   readonly received: ReceivedNotification[] = [];
+  /** Invitation mailboxes for sharing (§7 step 1): ciphertext only. */
+  readonly invitations: InvitationRelay;
+  readonly shareBaseUrl: string;
   private readonly agent: Agent;
   private readonly server: Server;
   readonly #ktsKey: KeyObject | undefined;
@@ -180,6 +188,8 @@ export class DeviceOemBackend {
 
   constructor(private readonly options: DeviceOemBackendOptions) {
     this.#ktsKey = options.ktsPublicKeyPem ? createPublicKey(options.ktsPublicKeyPem) : undefined;
+    this.invitations = new InvitationRelay(options.clock);
+    this.shareBaseUrl = options.shareBaseUrl ?? 'https://wallet.device-oem.example';
     this.agent = new Agent({
       cert: options.clientCertPem,
       key: options.clientKeyPem,

@@ -1,5 +1,16 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
+import { EndpointChainVerifier } from '../../pki/endpoint-chain.js';
 import { toHex } from '../../protocol/bytes.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import { encodeFriendAttestationSlotBlob } from '../../protocol/friend-attestation-slot.js';
+import { decodeSignedFriendAttestation } from '../../protocol/friend-attestation.js';
+import {
+  encodeShareLink,
+  openInvitation,
+  parseShareLink,
+  sealInvitation,
+  type InvitationPayload,
+} from '../../protocol/share-invitation.js';
 import { decodeEntitlements } from '../../protocol/entitlements.js';
 import { decodeKtsReceipt } from '../../protocol/kts-receipt.js';
 import { encodeAttestationSlot, PRIVATE_MAILBOX_LAYOUT } from '../../protocol/mailbox.js';
@@ -11,6 +22,7 @@ import type {
   KeyRegistrationRequest,
   ManagedDevice,
 } from '../device-oem/device-oem-backend.js';
+import { MAX_INVITATION_MAILBOX_MS, type InvitationRelay } from '../device-oem/invitation-relay.js';
 import { NfcLink, type NfcLinkOptions } from '../nfc/nfc-link.js';
 import { tap, type TapOptions, type TapOutcome } from '../nfc/tap.js';
 import type { DevicePairingOutcome } from '../secure-element/framework-applet.js';
@@ -26,6 +38,9 @@ import type { PairingEvent, PairingReason, PairingResult, ReaderLocation } from 
 /** The part of the phone maker's backend a phone uses to register a key (`DeviceOemBackend` implements it). */
 export interface KeyRegistrar {
   registerKey(request: KeyRegistrationRequest): Promise<KeyRegistration>;
+  /** The maker's invitation mailboxes and share-link base (§7 step 1). */
+  readonly invitations?: InvitationRelay;
+  readonly shareBaseUrl?: string;
 }
 
 export interface SimulatedDeviceOptions {
@@ -79,6 +94,33 @@ export interface FriendKeyRequest {
   readonly certificateChain: readonly Buffer[];
   /** Entitlements TLV (§6) the invitation offered. */
   readonly entitlements: Buffer;
+  /** The invitation mailbox this answers (§7 step 1), when it came through the relay. */
+  readonly invitationId?: string;
+}
+
+/** What the owner sets when inviting a friend (§7 step 1). */
+export interface InvitationOptions {
+  /** Access profile name and its entitlements TLV, as the server lists them. */
+  readonly profileName: string;
+  readonly entitlements: Uint8Array;
+  readonly validityMs?: number;
+  /** Optional 6-digit PIN, sent out of band. */
+  readonly pin?: string;
+}
+
+export type InvitationFailure =
+  'mailbox-refused' | 'wrong-pin' | 'malformed' | 'expired' | 'not-owner' | 'chain-refused';
+
+/** The phone refused an invitation step (§7). */
+export class InvitationError extends Error {
+  override readonly name = 'InvitationError';
+
+  constructor(
+    readonly failure: InvitationFailure,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** An owner's invitation as the friend's phone receives it (§7 step 1; the relay itself is not simulated). */
@@ -137,6 +179,8 @@ export class SimulatedDevice implements ManagedDevice {
   readonly #wallet = new Map<string, WalletEntry>();
   /** Friend keys created for an invitation, waiting for the owner's attestation (§7). */
   readonly #friendRequests = new Map<string, FriendKeyRequest>();
+  /** Owner side: invitations sent and not yet answered, by mailbox id (§7 step 1). */
+  readonly #invitations = new Map<string, InvitationPayload>();
 
   constructor(options: SimulatedDeviceOptions) {
     this.#options = options;
@@ -279,12 +323,129 @@ export class SimulatedDevice implements ManagedDevice {
     });
   }
 
-  /** Friend side (§7 step 4): registers the attested key through the Device OEM backend. */
+  /**
+   * Owner side (§7 step 1): seals an invitation under a random secret, deposits the ciphertext in
+   * the Device OEM's mailbox and returns the share link (secret in the fragment only). Only an
+   * active owner key may invite: friends cannot re-share.
+   */
+  createInvitation(ownerKeyId: string, options: InvitationOptions): string {
+    const relay = this.#options.deviceOem?.invitations;
+    if (!relay) throw new DeviceRegistrationError('this device has no Device OEM account');
+    const owner = this.secureElement.key(ownerKeyId);
+    if (owner.role !== 'owner' || owner.state !== 'active') {
+      throw new InvitationError('not-owner', `key ${ownerKeyId} may not share (friends cannot re-share)`);
+    }
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const validityMs = options.validityMs ?? DEFAULT_SHARE_VALIDITY_MS;
+    const payload: InvitationPayload = {
+      vehicleIdentifier: Buffer.from(owner.vehicleIdentifier, 'hex'),
+      vehiclePublicKey: Buffer.from(owner.vehiclePublicKey),
+      ownerKeyId: Buffer.from(owner.keyIdentifier),
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + Math.floor(validityMs / 1000) * 1000),
+      profileName: options.profileName,
+      entitlements: Buffer.from(options.entitlements),
+    };
+    const { secret, envelope } = sealInvitation(payload, options.pin);
+    const mailboxId = relay.deposit(envelope, now + Math.min(validityMs, MAX_INVITATION_MAILBOX_MS));
+    this.#invitations.set(mailboxId, payload);
+    return encodeShareLink(this.#options.deviceOem?.shareBaseUrl ?? 'https://wallet.invalid', mailboxId, secret);
+  }
+
+  /**
+   * Friend side (§7 steps 1–2): reads the mailbox (binding it to this phone), opens the invitation
+   * with the link's secret and the PIN, and creates the friend key (KeySigningRequest).
+   */
+  acceptInvitation(link: string, pin?: string): FriendKeyRequest {
+    const relay = this.#options.deviceOem?.invitations;
+    if (!relay) throw new DeviceRegistrationError('this device has no Device OEM account');
+    let parsed: { mailboxId: string; secret: Buffer };
+    try {
+      parsed = parseShareLink(link);
+    } catch (error) {
+      throw new InvitationError('malformed', error instanceof Error ? error.message : 'bad link');
+    }
+    let envelope: Buffer;
+    try {
+      envelope = relay.collect(parsed.mailboxId, this.deviceId);
+    } catch (error) {
+      throw new InvitationError('mailbox-refused', error instanceof Error ? error.message : 'mailbox refused');
+    }
+    let invitation: InvitationPayload;
+    try {
+      invitation = openInvitation(envelope, parsed.secret, pin);
+    } catch (error) {
+      if (error instanceof ProtocolError && (error.code === 'bad-mac' || error.code === 'bad-key')) {
+        throw new InvitationError('wrong-pin', `the invitation does not open: ${error.message}`);
+      }
+      throw new InvitationError('malformed', error instanceof Error ? error.message : 'bad invitation');
+    }
+    if (Date.now() > invitation.notAfter.getTime()) throw new InvitationError('expired', 'the invitation has expired');
+    const request = this.createFriendKey({
+      vehicleIdentifier: toHex(invitation.vehicleIdentifier),
+      vehiclePublicKey: invitation.vehiclePublicKey,
+      entitlements: invitation.entitlements,
+    });
+    const answered = { ...request, invitationId: parsed.mailboxId };
+    this.#friendRequests.set(request.keyId, answered);
+    return answered;
+  }
+
+  /**
+   * Owner side (§7 step 3): verifies the friend's chain against the Vehicle OEM root the car wrote
+   * at pairing and that it certifies the key, car, role and entitlements of the invitation, then
+   * the owner's SE signs the attestation for the invitation's window (KeyImportRequest).
+   */
+  attestFriendKey(ownerKeyId: string, request: FriendKeyRequest): Buffer {
+    const invitation = request.invitationId === undefined ? undefined : this.#invitations.get(request.invitationId);
+    if (!invitation) throw new InvitationError('malformed', 'no open invitation for this request');
+    const root = this.secureElement.vehicleOemRootCertificate(ownerKeyId);
+    if (!root) throw new InvitationError('not-owner', `key ${ownerKeyId} was not paired here`);
+    let verified;
+    try {
+      verified = new EndpointChainVerifier(new X509Certificate(root).toString()).verify([...request.certificateChain]);
+    } catch (error) {
+      throw new InvitationError('chain-refused', error instanceof Error ? error.message : 'chain refused');
+    }
+    if (
+      !verified.publicKeyPoint.equals(request.endpointPublicKey) ||
+      verified.keyIdentifier !== request.keyId ||
+      verified.vehicleIdentifier !== toHex(invitation.vehicleIdentifier) ||
+      verified.role !== 'friend' ||
+      !verified.entitlements?.equals(invitation.entitlements) ||
+      !request.entitlements.equals(invitation.entitlements)
+    ) {
+      throw new InvitationError('chain-refused', 'the chain does not certify the invited friend key');
+    }
+    const attestation = this.secureElement.signFriendAttestation(ownerKeyId, {
+      endpointPublicKey: request.endpointPublicKey,
+      entitlements: invitation.entitlements,
+      notBefore: invitation.notBefore,
+      notAfter: invitation.notAfter,
+    });
+    this.#invitations.delete(request.invitationId!);
+    return attestation;
+  }
+
+  /**
+   * Friend side (§7 steps 4–5): stores the attestation in the key's private mailbox slot 0x0040
+   * (where an offline car reads it at the first tap), then registers the key through the Device
+   * OEM backend.
+   */
   async registerFriendKey(keyId: string, attestation: Uint8Array): Promise<WalletKey> {
     const registrar = this.#options.deviceOem;
     if (!registrar) throw new DeviceRegistrationError('this device has no Device OEM account');
     const request = this.#friendRequests.get(keyId);
     if (!request) throw new DeviceRegistrationError(`key ${keyId} was not created for an invitation`);
+    const signed = decodeSignedFriendAttestation(attestation);
+    if (!signed.attestation.endpointPublicKey.equals(request.endpointPublicKey)) {
+      throw new DeviceRegistrationError('the attestation names another key');
+    }
+    this.secureElement.writePrivateMailbox(
+      keyId,
+      PRIVATE_MAILBOX_LAYOUT.attestation.offset,
+      encodeAttestationSlot(encodeFriendAttestationSlotBlob(attestation)),
+    );
     const registration = await registrar.registerKey({
       vehicleId: request.vehicleIdentifier,
       role: 'friend',
@@ -297,7 +458,7 @@ export class SimulatedDevice implements ManagedDevice {
       throw new DeviceRegistrationError('the server registered another key than the one sent');
     }
     this.#friendRequests.delete(keyId);
-    // The car learns of the key through ADD_KEY from the server (§8).
+    // The car learns of the key through ADD_KEY (§8) or from the mailbox at the first tap (§7 step 5).
     this.#wallet.set(keyId, {
       keyId,
       vehicleIdentifier: request.vehicleIdentifier,

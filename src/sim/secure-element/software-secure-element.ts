@@ -335,6 +335,12 @@ export class SoftwareSecureElement implements ContactlessCard {
     return this.#framework.outcomes;
   }
 
+  /** The Vehicle OEM root (DER) the car wrote at owner pairing: the owner verifies friends' chains with it (§7 step 3). */
+  vehicleOemRootCertificate(keyId: string): Buffer | undefined {
+    const root = this.#key(keyId).vehicleOemRoot;
+    return root ? Buffer.from(root) : undefined;
+  }
+
   /** `[endpoint, Instance CA, Device OEM CA cross]` (DER) of a paired key, for registration (§3.4). */
   endpointCertificateChain(keyId: string): Buffer[] | undefined {
     return this.#key(keyId).certificateChain?.map((der) => Buffer.from(der));

@@ -20,6 +20,7 @@ import { EndpointChainVerifier } from '../../pki/endpoint-chain.js';
 import { PairingReader, type PairingCredentials } from './pairing-reader.js';
 import { RandomPool } from './random-pool.js';
 import { TelematicsRejection, TelematicsUnit } from './telematics-unit.js';
+import { VehicleEventReporter, type VehicleReport } from './vehicle-event-reporter.js';
 import { VehicleEcu, type EcuState } from './vehicle-ecu.js';
 import {
   DEFAULT_EVENT_LOG_CAPACITY,
@@ -87,6 +88,9 @@ export class SimulatedVehicle {
   readonly #pairingReader: PairingReader;
   readonly #clock: () => number;
   #telematics: TelematicsUnit | undefined;
+  #reporter: VehicleEventReporter | undefined;
+  /** Friend enrollments made before a reporter was attached (§7 step 5). */
+  readonly #unreported: VehicleReport[] = [];
 
   constructor(options: SimulatedVehicleOptions = {}) {
     const vehicleIdentifier = options.vehicleIdentifier ?? randomBytes(VEHICLE_IDENTIFIER_LENGTH);
@@ -123,6 +127,7 @@ export class SimulatedVehicle {
             pool.take(TRANSACTION_ID_LENGTH)
         )(new RandomPool()),
       signReader: (signatureContext) => signReaderAuthentication(vehicleKey, signatureContext),
+      onFriendEnrolled: (keyId) => this.#reportFriendEnrolled(keyId),
       ...(options.ktsPublicKey ? { ktsPublicKey: P256PublicKey.fromKeyObject(asPublicKey(options.ktsPublicKey)) } : {}),
     };
     const locations = Object.keys(READER_LOCATION) as ReaderLocation[];
@@ -290,6 +295,48 @@ export class SimulatedVehicle {
 
   get telematics(): TelematicsUnit | undefined {
     return this.#telematics;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reports to the server (§7 step 5)
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Connects the car's outbox to the server's mTLS listener: it authenticates with the vehicle
+   * certificate and key from provisioning and trusts only the Vehicle OEM root.
+   */
+  attachServer(options: { baseUrl: string | (() => string) }): VehicleEventReporter {
+    if (!this.vehicleCertificatePem || !this.vehicleOemRootPem) {
+      throw new RangeError('the car needs its vehicle certificate and the Vehicle OEM root to reach the server');
+    }
+    this.#reporter = new VehicleEventReporter({
+      baseUrl: options.baseUrl,
+      certificatePem: this.vehicleCertificatePem,
+      privateKeyPem: this.#vehicleKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      vehicleOemRootPem: this.vehicleOemRootPem,
+    });
+    for (const report of this.#unreported.splice(0)) this.#reporter.report(report);
+    return this.#reporter;
+  }
+
+  get reporter(): VehicleEventReporter | undefined {
+    return this.#reporter;
+  }
+
+  /** FRIEND_ENROLLED reports not yet answered by the server. */
+  get pendingReports(): readonly VehicleReport[] {
+    return this.#reporter ? this.#reporter.pending : [...this.#unreported];
+  }
+
+  /** Coverage of the car's own uplink: reports queue while offline and go out when back. */
+  setOnline(online: boolean): void {
+    this.#reporter?.setOnline(online);
+  }
+
+  #reportFriendEnrolled(keyId: string): void {
+    const report: VehicleReport = { type: 'FRIEND_ENROLLED', keyId, occurredAt: new Date(this.#clock()).toISOString() };
+    if (this.#reporter) this.#reporter.report(report);
+    else this.#unreported.push(report);
   }
 }
 

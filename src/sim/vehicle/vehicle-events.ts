@@ -59,8 +59,8 @@ export interface TransactionEvent {
 }
 
 export type KeyListChange = 'added' | 'state' | 'entitlements' | 'denied' | 'kpersistent-deleted';
-/** Who changed the key list: the server, an owner's relay, the car itself, owner pairing (§3.4) or a KTS receipt. */
-export type KeyListSource = 'telematics' | 'relay' | 'local' | 'pairing' | 'kts-receipt';
+/** Who changed the key list: the server, an owner's relay, the car itself, owner pairing (§3.4), a KTS receipt or a friend attestation (§7 step 5). */
+export type KeyListSource = 'telematics' | 'relay' | 'local' | 'pairing' | 'kts-receipt' | 'friend-attestation';
 
 /** A change to the car's allow-list or deny-list. */
 export interface KeyListEvent {

@@ -1,9 +1,17 @@
 import { parseResponseApdu, SW, swHex } from '../../protocol/apdu.js';
 import { u64 } from '../../protocol/bytes.js';
-import type { EphemeralKeyPair, P256PublicKey } from '../../protocol/crypto/p256.js';
+import { P256PublicKey, type EphemeralKeyPair } from '../../protocol/crypto/p256.js';
 import { ECP_SUBTYPE, encodeCarTci, encodeEcpFrame, READER_LOCATION } from '../../protocol/ecp.js';
-import { evaluateEntitlements, type Entitlements, type IsoWeekday } from '../../protocol/entitlements.js';
+import {
+  decodeEntitlements,
+  evaluateEntitlements,
+  hasRight,
+  type Entitlements,
+  type IsoWeekday,
+} from '../../protocol/entitlements.js';
 import { ProtocolError } from '../../protocol/errors.js';
+import { decodeFriendAttestationSlotBlob } from '../../protocol/friend-attestation-slot.js';
+import { verifyFriendAttestation } from '../../protocol/friend-attestation.js';
 import { keyIdentifier, readerIdentifier, type KeyIdentifierProfile } from '../../protocol/identifiers.js';
 import { decodeKtsReceipt, KTS_RECEIPT_LENGTH, ktsReceiptMessageFromDigest } from '../../protocol/kts-receipt.js';
 import {
@@ -31,6 +39,7 @@ import {
   transactionContext,
   verifyDeviceAuthentication,
   type Auth0Command,
+  type Auth1Response,
   type ControlFlowReason,
   type SignatureContext,
   type TransactionCode,
@@ -73,7 +82,28 @@ export interface ReaderContext {
   readonly transactionIds: () => Buffer;
   /** The pinned KTS key: a valid receipt activates a pending owner paired here (§3.4). */
   readonly ktsPublicKey?: P256PublicKey;
+  /** Called after the car enrolled a friend offline from its attestation (§7 step 5). */
+  readonly onFriendEnrolled?: (keyId: string) => void;
   signReader(context: SignatureContext): Buffer;
+}
+
+/** One read of the attestation slot `len(2) ‖ blob` of an unknown endpoint's private mailbox (§7 step 5). */
+const FRIEND_ATTESTATION_REQUEST = encodeMailboxRequest({
+  operations: [
+    {
+      kind: 'read',
+      offset: PRIVATE_MAILBOX_LAYOUT.attestation.offset,
+      length: PRIVATE_MAILBOX_LAYOUT.attestation.length,
+    },
+  ],
+  more: false,
+});
+
+/** An offline enrollment the car refused: CONTROL FLOW reason and the logged detail. */
+interface FriendRefusal {
+  readonly refused: true;
+  readonly controlFlow: ControlFlowReason;
+  readonly detail: string;
 }
 
 const SELECT_COMMAND = encodeSelectCommand();
@@ -286,7 +316,13 @@ export class VehicleReader {
         channel = SecureChannel.afterAuth1(keys, 'reader');
         const identity = parseAuth1Response(channel.unwrapResponseApdu(auth1Response), c.profile);
         const claimed = identity.keyIdentifier.toString('hex');
-        const entry = c.keyList.get(claimed);
+        let entry = c.keyList.get(claimed);
+        if (!entry && !c.keyList.isDenied(claimed)) {
+          // §7 step 5: an unknown endpoint may carry an owner's friend attestation in its mailbox.
+          const enrolled = await this.#enrollFriend(transport, channel, identity, context, claimed);
+          if ('refused' in enrolled) return await deny('key-unknown', enrolled.controlFlow, enrolled.detail);
+          entry = enrolled;
+        }
         if (!entry) {
           if (c.keyList.isDenied(claimed)) return await deny('key-revoked', 'key-suspended-or-revoked', claimed);
           return await deny('key-unknown', 'key-unknown', claimed);
@@ -363,5 +399,77 @@ export class VehicleReader {
       }
       throw error;
     }
+  }
+
+  /**
+   * Offline friend enrollment (§7 step 5): reads the attestation from the endpoint's private
+   * mailbox, checks that it names the endpoint that just authenticated, is signed by an active
+   * owner key this car holds, for this car, inside its window, with entitlements a friend may
+   * hold (no share or manage rights); then enrolls the friend with those entitlements, bounded by
+   * the window. Nothing is stored on refusal.
+   */
+  async #enrollFriend(
+    transport: ReaderTransport,
+    channel: SecureChannel,
+    identity: Auth1Response,
+    context: SignatureContext,
+    claimed: string,
+  ): Promise<EndpointEntry | FriendRefusal> {
+    const c = this.#context;
+    const refuse = (detail: string, controlFlow: ControlFlowReason = 'key-unknown'): FriendRefusal => ({
+      refused: true,
+      controlFlow,
+      detail: `${claimed}: ${detail}`,
+    });
+    const response = await transport.transceive(channel.wrapCommand(EXCHANGE_HEADER, FRIEND_ATTESTATION_REQUEST));
+    const mailbox = parseMailboxResponse(channel.unwrapResponseApdu(response));
+    const slot = mailbox.status === 'ok' ? mailbox.reads[0] : undefined;
+    let signed;
+    let endpointKey: P256PublicKey;
+    let entitlements: Entitlements;
+    try {
+      const blob = slot ? decodeAttestationSlot(slot) : undefined;
+      if (!blob) return refuse('unknown key without a friend attestation');
+      signed = decodeFriendAttestationSlotBlob(blob, c.vehicleIdentifier);
+      endpointKey = P256PublicKey.fromPoint(signed.attestation.endpointPublicKey);
+      entitlements = decodeEntitlements(signed.attestation.entitlements);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return refuse(`malformed friend attestation (${error.message})`);
+    }
+    const { attestation } = signed;
+    if (keyIdentifier(endpointKey.point, c.profile).toString('hex') !== claimed) {
+      return refuse('the attestation names another endpoint');
+    }
+    if (!verifyDeviceAuthentication(endpointKey, context, identity.deviceSignature)) {
+      return refuse('bad device signature');
+    }
+    if (!attestation.vehicleIdentifier.equals(c.vehicleIdentifier)) return refuse('attestation for another vehicle');
+    const owner = c.keyList.get(attestation.ownerKeyId.toString('hex'));
+    if (!owner || owner.role !== 'owner' || owner.state !== 'active' || c.keyList.isDenied(owner.keyId)) {
+      return refuse('the attesting key is not an active owner of this car');
+    }
+    if (!verifyFriendAttestation(signed, owner.publicKey)) return refuse('owner signature does not verify');
+    const now = c.clock();
+    if (now < attestation.notBefore.getTime() || now > attestation.notAfter.getTime()) {
+      return refuse('outside the attestation window', 'entitlement-denied');
+    }
+    if (hasRight(entitlements, 'share') || hasRight(entitlements, 'manage-keys')) {
+      return refuse('friends cannot hold share or manage rights', 'entitlement-denied');
+    }
+    const window = {
+      notBefore: attestation.notBefore.getTime() / 1000,
+      notAfter: attestation.notAfter.getTime() / 1000,
+    };
+    const keyId = c.keyList.enroll(
+      {
+        endpointPublicKey: endpointKey.point,
+        role: 'friend',
+        entitlements: { ...entitlements, validity: entitlements.validity ?? window },
+      },
+      'friend-attestation',
+    );
+    c.onFriendEnrolled?.(keyId);
+    return c.keyList.get(keyId) ?? refuse('enrollment failed');
   }
 }
