@@ -5,7 +5,7 @@ import { AccessProfile } from '../access-profiles/access-profile.entity.js';
 import { entitlementsTlv } from '../access-profiles/entitlements-record.js';
 import { AuditService } from '../audit/audit.service.js';
 import { P256PublicKey } from '../protocol/crypto/p256.js';
-import { decodeEntitlements, hasRight } from '../protocol/entitlements.js';
+import { decodeEntitlements, encodeEntitlements, hasRight, withShareWindow } from '../protocol/entitlements.js';
 import { ProtocolError } from '../protocol/errors.js';
 import {
   decodeTerminationProof,
@@ -155,11 +155,14 @@ export class KeyLifecycleService {
       const profile = await manager.findOneBy(AccessProfile, { id: accessProfileId });
       if (!profile || profile.retiredAt)
         throw new ProblemException('not-found', `access profile ${accessProfileId} does not exist`);
-      const tlv = entitlementsTlv(profile.entitlements);
-      const entitlements = decodeEntitlements(tlv);
+      const entitlements = decodeEntitlements(entitlementsTlv(profile.entitlements));
       if (hasRight(entitlements, 'share') || hasRight(entitlements, 'manage-keys')) {
         throw new ProblemException('validation-failed', 'friends cannot get share or manage rights');
       }
+      // The share's window stays: a new profile changes what the friend may do, not until when.
+      const tlv = encodeEntitlements(
+        key.notBefore && key.notAfter ? withShareWindow(entitlements, key.notBefore, key.notAfter) : entitlements,
+      );
       const from = key.accessProfileId;
       key.accessProfileId = profile.id;
       key.entitlements = tlv;

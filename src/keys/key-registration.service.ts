@@ -16,7 +16,13 @@ import {
   verifyFriendAttestation,
   type SignedFriendAttestation,
 } from '../protocol/friend-attestation.js';
-import { ENTITLEMENT_PROFILES, decodeEntitlements, encodeEntitlements, hasRight } from '../protocol/entitlements.js';
+import {
+  ENTITLEMENT_PROFILES,
+  decodeEntitlements,
+  encodeEntitlements,
+  hasRight,
+  withShareWindow,
+} from '../protocol/entitlements.js';
 import { entitlementsTlv } from '../access-profiles/entitlements-record.js';
 import { encodeKtsReceipt, ktsReceiptMessage } from '../protocol/kts-receipt.js';
 import { CommandOutboxService } from '../telematics/command-outbox.service.js';
@@ -328,7 +334,7 @@ export class KeyRegistrationService {
         role: 'friend',
         partner,
         accessProfileId: profile.id,
-        entitlements: attestation.entitlements,
+        entitlements: encodeEntitlements(withShareWindow(entitlements, attestation.notBefore, attestation.notAfter)),
         ownerKeyId: owner.id,
         notBefore: attestation.notBefore,
         notAfter: attestation.notAfter,

@@ -8,6 +8,7 @@ import {
   hasRight,
   rightsList,
   rightsMask,
+  withShareWindow,
   type Entitlements,
 } from './entitlements.js';
 import { ProtocolError } from './errors.js';
@@ -121,5 +122,20 @@ describe('evaluateEntitlements', () => {
     expect(() => evaluateEntitlements(ENTITLEMENT_PROFILES.OWNER, 'unlock', now, 1440, monday)).toThrow(ProtocolError);
     const windowed = { rights: 0x01, validity: { notBefore: 100, notAfter: 200 } };
     expect(() => evaluateEntitlements(windowed, 'unlock', Number.NaN, noon, monday)).toThrow(ProtocolError);
+  });
+});
+
+describe('withShareWindow', () => {
+  it('adds the share window, or narrows the profile window to it', () => {
+    const from = new Date('2026-12-01T00:00:00Z');
+    const to = new Date('2026-12-24T00:00:00Z');
+    const plain = withShareWindow(ENTITLEMENT_PROFILES.UNLOCK_ONLY, from, to);
+    expect(plain.validity).toEqual({ notBefore: from.getTime() / 1000, notAfter: to.getTime() / 1000 });
+    const narrowed = withShareWindow(
+      { rights: 0x01, validity: { notBefore: from.getTime() / 1000 + 10, notAfter: to.getTime() / 1000 + 10 } },
+      from,
+      to,
+    );
+    expect(narrowed.validity).toEqual({ notBefore: from.getTime() / 1000 + 10, notAfter: to.getTime() / 1000 });
   });
 });

@@ -227,3 +227,18 @@ export function evaluateEntitlements(
   }
   return { allowed: true };
 }
+
+/**
+ * Entitlements of a shared key: the profile's, narrowed to the share's validity window
+ * (PROTOCOL.md §7). Server and car both compute it, so they hold the same bytes.
+ */
+export function withShareWindow(entitlements: Entitlements, notBefore: Date, notAfter: Date): Entitlements {
+  const share = { notBefore: Math.floor(notBefore.getTime() / 1000), notAfter: Math.floor(notAfter.getTime() / 1000) };
+  const validity = entitlements.validity
+    ? {
+        notBefore: Math.max(entitlements.validity.notBefore, share.notBefore),
+        notAfter: Math.min(entitlements.validity.notAfter, share.notAfter),
+      }
+    : share;
+  return { ...entitlements, validity };
+}

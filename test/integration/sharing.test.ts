@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { P256KeyPair } from '../../src/protocol/crypto/p256.js';
-import { ENTITLEMENT_PROFILES, encodeEntitlements } from '../../src/protocol/entitlements.js';
+import { ENTITLEMENT_PROFILES, decodeEntitlements, encodeEntitlements } from '../../src/protocol/entitlements.js';
 import { signFriendAttestation } from '../../src/protocol/friend-attestation.js';
 import { adminRequest, eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
 import { activeOwnerKey, endpointChain, type Registration } from '../support/owner-key.js';
@@ -91,10 +91,12 @@ describe('sharing: friend keys registered with the owner-signed attestation (ser
       () => car.appliedCommands.find((c) => c.cmd === 'ADD_KEY' && c.keyId === res.body.keyId),
       (c) => c !== undefined,
     );
-    expect(car.appliedCommands.find((c) => c.keyId === res.body.keyId)).toMatchObject({
-      role: 'friend',
-      entitlements: '010101',
-    });
+    const add = car.appliedCommands.find((c) => c.keyId === res.body.keyId)!;
+    expect(add).toMatchObject({ role: 'friend' });
+    // The profile's rights, narrowed to the share's window (what the car enforces).
+    const granted = decodeEntitlements(Buffer.from(add.entitlements!, 'hex'));
+    expect(granted.rights).toBe(ENTITLEMENT_PROFILES.UNLOCK_ONLY.rights);
+    expect(granted.validity!.notAfter - granted.validity!.notBefore).toBe(7 * 24 * 3600 + 3600);
     await eventually(
       () => keyState(res.body.keyId),
       (state) => state === 'active',
@@ -177,7 +179,11 @@ describe('sharing: friend keys registered with the owner-signed attestation (ser
       () => car.appliedCommands.find((c) => c.cmd === 'SET_ENTITLEMENTS' && c.keyId === friend),
       (c) => c !== undefined,
     );
-    expect(car.appliedCommands.find((c) => c.cmd === 'SET_ENTITLEMENTS')?.entitlements).toBe('01010d');
+    const changed = decodeEntitlements(
+      Buffer.from(car.appliedCommands.find((c) => c.cmd === 'SET_ENTITLEMENTS')!.entitlements!, 'hex'),
+    );
+    expect(changed.rights).toBe(ENTITLEMENT_PROFILES.UNLOCK_AND_DRIVE.rights);
+    expect(changed.validity).toBeDefined();
     expect((await change(ownerKeyId, 'UNLOCK_ONLY')).status).toBe(409);
     expect((await change(friend, 'OWNER')).status).toBe(400);
   });

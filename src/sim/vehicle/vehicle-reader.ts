@@ -6,6 +6,7 @@ import {
   decodeEntitlements,
   evaluateEntitlements,
   hasRight,
+  withShareWindow,
   type Entitlements,
   type IsoWeekday,
 } from '../../protocol/entitlements.js';
@@ -457,15 +458,11 @@ export class VehicleReader {
     if (hasRight(entitlements, 'share') || hasRight(entitlements, 'manage-keys')) {
       return refuse('friends cannot hold share or manage rights', 'entitlement-denied');
     }
-    const window = {
-      notBefore: attestation.notBefore.getTime() / 1000,
-      notAfter: attestation.notAfter.getTime() / 1000,
-    };
     const keyId = c.keyList.enroll(
       {
         endpointPublicKey: endpointKey.point,
         role: 'friend',
-        entitlements: { ...entitlements, validity: entitlements.validity ?? window },
+        entitlements: withShareWindow(entitlements, attestation.notBefore, attestation.notAfter),
       },
       'friend-attestation',
     );
