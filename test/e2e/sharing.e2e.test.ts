@@ -10,7 +10,7 @@ import { PartnerCallError } from '../../src/sim/device-oem/device-oem-backend.js
 import { SecureElementError } from '../../src/sim/secure-element/secure-element-error.js';
 import type { SimulatedDevice } from '../../src/sim/device/simulated-device.js';
 import type { SimulatedVehicle } from '../../src/sim/vehicle/simulated-vehicle.js';
-import { eventually } from '../support/harness.js';
+import { adminRequest, eventually } from '../support/harness.js';
 import { SimulatedWorld, type PairedOwner } from '../support/simulated-world.js';
 
 const HOUR = 3_600_000;
@@ -96,6 +96,34 @@ describe('sharing, end to end', () => {
     expect(car.ecuState.engineRunning).toBe(false);
     // Known from ADD_KEY: nothing to report.
     expect(car.pendingReports).toHaveLength(0);
+
+    // The operator upgrades the friend to UNLOCK_AND_DRIVE: SET_ENTITLEMENTS reaches the car,
+    // ACCESS_PROFILE_CHANGED reaches the friend's phone through the Device OEM backend.
+    const operator = await world.system.operatorToken(['keys:read', 'keys:write']);
+    const profiles = await adminRequest<{ items: Array<{ id: string; name: string }> }>(
+      world.system,
+      'GET',
+      '/v1/access-profiles',
+      { token: operator },
+    );
+    const upgrade = await adminRequest(world.system, 'PUT', `/v1/keys/${request.keyId}/access-profile`, {
+      token: operator,
+      body: { accessProfileId: profiles.body.items.find((p) => p.name === 'UNLOCK_AND_DRIVE')!.id },
+    });
+    expect(upgrade.status).toBe(200);
+    await eventually(
+      () => car.telematics!.applied.some((c) => c.cmd === 'SET_ENTITLEMENTS' && c.keyId === request.keyId),
+      (seen) => seen,
+    );
+    expect(await friend.tap(car, 'console', 'engine-start')).toMatchObject({ result: 'granted', keyId: request.keyId });
+    expect(car.ecuState.engineRunning).toBe(true);
+    await eventually(
+      () =>
+        world.deviceOem.received.find(
+          (entry) => entry.notification.type === 'ACCESS_PROFILE_CHANGED' && entry.notification.keyId === request.keyId,
+        )?.disposition,
+      (disposition) => disposition === 'applied',
+    );
   });
 
   it('enrolls a RESTRICTED_DRIVE friend offline at the first tap, then reports it when back online', async () => {
