@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread } from 'node:worker_threads';
 import type { PkiSet } from '../src/pki/dev-pki.js';
 import { encodeEntitlements, ENTITLEMENT_PROFILES } from '../src/protocol/entitlements.js';
 import { CONFIDENTIAL_MAILBOX_SIZE, PRIVATE_MAILBOX_SIZE } from '../src/protocol/mailbox.js';
@@ -26,6 +26,8 @@ import {
   type BenchResult,
   type LatencySummary,
   type Measurement,
+  runInWorker,
+  serveWorkerTask,
 } from './report.js';
 
 /**
@@ -150,28 +152,10 @@ async function measure(task: Task): Promise<Measurement> {
 // Worker side
 // -----------------------------------------------------------------------------------------------
 
-if (!isMainThread && parentPort) {
-  const port = parentPort;
-  const task = workerData as Task;
-  measure({ ...task, durationMs: WARM_UP_MS })
-    .then(() => measure(task))
-    .then(
-      (result) => port.postMessage(result, [result.latenciesNs.buffer as ArrayBuffer]),
-      (error: unknown) => {
-        throw error;
-      },
-    );
-}
+serveWorkerTask(measure, WARM_UP_MS);
 
 function inWorker(task: Task): Promise<Measurement> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(__filename, { workerData: task });
-    worker.once('message', (result: Measurement) => resolve(result));
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`worker exited with ${code}`));
-    });
-  });
+  return runInWorker<Task, Measurement>(__filename, task);
 }
 
 // -----------------------------------------------------------------------------------------------

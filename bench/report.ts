@@ -1,8 +1,44 @@
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+
 /**
  * Shared conventions of the benchmarks: latency summaries, the `--json` result shape
  * (`{"results":[{"name","value","unit","floor","target","ok"}]}`), progress on stderr and a
  * plain-text table on stdout.
  */
+
+/**
+ * The worker side of a multi-threaded benchmark: warm up, measure the task it was given, and
+ * post the result back (the latency buffer is transferred, not copied).
+ */
+export function serveWorkerTask<T extends { readonly durationMs: number }, M extends Measurement>(
+  measure: (task: T) => Promise<M>,
+  warmUpMs: number,
+): void {
+  if (isMainThread || !parentPort) return;
+  const port = parentPort;
+  const task = workerData as T;
+  // Each worker warms its own JIT before the measured run.
+  measure({ ...task, durationMs: warmUpMs })
+    .then(() => measure(task))
+    .then(
+      (result) => port.postMessage(result, [result.latenciesNs.buffer as ArrayBuffer]),
+      (error: unknown) => {
+        throw error;
+      },
+    );
+}
+
+/** Runs `task` in a worker thread started from `file` (which calls serveWorkerTask). */
+export function runInWorker<T, M>(file: string, task: T): Promise<M> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(file, { workerData: task });
+    worker.once('message', (result: M) => resolve(result));
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`worker exited with ${code}`));
+    });
+  });
+}
 
 /** One line of `--json` output. */
 export interface BenchResult {

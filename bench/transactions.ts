@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread } from 'node:worker_threads';
 import { ENTITLEMENT_PROFILES } from '../src/protocol/entitlements.js';
 import type { TransactionCode } from '../src/protocol/transaction.js';
 import { NfcLink } from '../src/sim/nfc/nfc-link.js';
@@ -18,6 +18,8 @@ import {
   summariseLatencies,
   type BenchResult as Result,
   type Measurement as ThreadMeasurement,
+  runInWorker,
+  serveWorkerTask,
 } from './report.js';
 
 /**
@@ -113,29 +115,10 @@ async function measure(task: Task): Promise<Measurement> {
 // Worker side
 // -----------------------------------------------------------------------------------------------
 
-if (!isMainThread && parentPort) {
-  const port = parentPort;
-  const task = workerData as Task;
-  // Each worker warms its own JIT before the measured run.
-  measure({ ...task, durationMs: WARM_UP_MS })
-    .then(() => measure(task))
-    .then(
-      (result) => port.postMessage(result, [result.latenciesNs.buffer as ArrayBuffer]),
-      (error: unknown) => {
-        throw error;
-      },
-    );
-}
+serveWorkerTask(measure, WARM_UP_MS);
 
 function inWorker(task: Task): Promise<Measurement> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(__filename, { workerData: task });
-    worker.once('message', (result: Measurement) => resolve(result));
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`worker exited with ${code}`));
-    });
-  });
+  return runInWorker<Task, Measurement>(__filename, task);
 }
 
 // -----------------------------------------------------------------------------------------------
