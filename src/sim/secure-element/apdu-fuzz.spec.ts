@@ -15,6 +15,7 @@ import { provisionKey } from '../nfc/provision-key.js';
 import { tap } from '../nfc/tap.js';
 import { SimulatedVehicle } from '../vehicle/simulated-vehicle.js';
 import { SoftwareSecureElement } from './software-secure-element.js';
+import { applyEdits, editArb } from '../../../test/support/property-testing.js';
 
 const STATUS_WORDS = new Set<number>([
   SW.OK,
@@ -28,24 +29,6 @@ const STATUS_WORDS = new Set<number>([
   SW.PAIRING_NOT_READY,
 ]);
 const RUNS = 10_000;
-
-type Mutation =
-  | { kind: 'flip'; at: number; bit: number }
-  | { kind: 'set'; at: number; value: number }
-  | { kind: 'truncate'; at: number }
-  | { kind: 'insert'; at: number; bytes: Uint8Array };
-
-function mutate(base: Buffer, mutations: readonly Mutation[]): Buffer {
-  let out = Buffer.from(base);
-  for (const m of mutations) {
-    const at = out.length === 0 ? 0 : m.at % (out.length + 1);
-    if (m.kind === 'flip' && at < out.length) out[at] ^= 1 << m.bit;
-    else if (m.kind === 'set' && at < out.length) out[at] = m.value;
-    else if (m.kind === 'truncate') out = out.subarray(0, at);
-    else if (m.kind === 'insert') out = Buffer.concat([out.subarray(0, at), m.bytes, out.subarray(at)]);
-  }
-  return out;
-}
 
 describe('fuzzing the applet APDU handler', () => {
   it(`always answers a status word and never reveals a key identifier without a valid reader signature (${RUNS} runs)`, async () => {
@@ -78,12 +61,6 @@ describe('fuzzing the applet APDU handler', () => {
     const forgedAuth1 = encodeAuth1Command(randomBytes(64));
     const seeds = [...recorded, ...freshAuth0, forgedAuth1, encodeSelectCommand()];
 
-    const mutation: fc.Arbitrary<Mutation> = fc.oneof(
-      fc.record({ kind: fc.constant('flip' as const), at: fc.nat(300), bit: fc.integer({ min: 0, max: 7 }) }),
-      fc.record({ kind: fc.constant('set' as const), at: fc.nat(300), value: fc.integer({ min: 0, max: 255 }) }),
-      fc.record({ kind: fc.constant('truncate' as const), at: fc.nat(300) }),
-      fc.record({ kind: fc.constant('insert' as const), at: fc.nat(300), bytes: fc.uint8Array({ maxLength: 8 }) }),
-    );
     const header = fc.record({
       cla: fc.constantFrom(0x00, 0x80, 0x84, 0x90, 0xff),
       ins: fc.constantFrom(INS.SELECT, INS.AUTH0, INS.AUTH1, INS.EXCHANGE, INS.CONTROL_FLOW, 0x00, 0xc0),
@@ -94,8 +71,8 @@ describe('fuzzing the applet APDU handler', () => {
     const apdu: fc.Arbitrary<Buffer> = fc.oneof(
       fc.constantFrom(...seeds),
       fc
-        .tuple(fc.constantFrom(...seeds), fc.array(mutation, { minLength: 1, maxLength: 3 }))
-        .map(([base, m]) => mutate(base, m)),
+        .tuple(fc.constantFrom(...seeds), fc.array(editArb, { minLength: 1, maxLength: 3 }))
+        .map(([base, m]) => applyEdits(base, m)),
       fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
       header.map(({ cla, ins, p1, p2, body }) => Buffer.concat([Buffer.from([cla, ins, p1, p2]), body])),
     );

@@ -27,6 +27,7 @@ import {
 import { encodeControlFlowCommand, encodeSelectCommand } from '../../protocol/transaction.js';
 import { SimulatorPki } from '../sim-pki.js';
 import { SoftwareSecureElement } from './software-secure-element.js';
+import { applyEdits, editArb } from '../../../test/support/property-testing.js';
 
 const RUNS = 10_000;
 const SECURED_RUNS = 150;
@@ -67,31 +68,6 @@ function checkStatus(response: Buffer): number {
     throw new Error(`unexpected status ${status.toString(16)}`);
   return status;
 }
-
-type Mutation =
-  | { kind: 'flip'; at: number; bit: number }
-  | { kind: 'set'; at: number; value: number }
-  | { kind: 'truncate'; at: number }
-  | { kind: 'insert'; at: number; bytes: Uint8Array };
-
-function mutate(base: Buffer, mutations: readonly Mutation[]): Buffer {
-  let out = Buffer.from(base);
-  for (const m of mutations) {
-    const at = out.length === 0 ? 0 : m.at % (out.length + 1);
-    if (m.kind === 'flip' && at < out.length) out[at] ^= 1 << m.bit;
-    else if (m.kind === 'set' && at < out.length) out[at] = m.value;
-    else if (m.kind === 'truncate') out = out.subarray(0, at);
-    else if (m.kind === 'insert') out = Buffer.concat([out.subarray(0, at), m.bytes, out.subarray(at)]);
-  }
-  return out;
-}
-
-const mutation: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(300), bit: fc.integer({ min: 0, max: 7 }) }),
-  fc.record({ kind: fc.constant('set' as const), at: fc.nat(300), value: fc.integer({ min: 0, max: 255 }) }),
-  fc.record({ kind: fc.constant('truncate' as const), at: fc.nat(300) }),
-  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(300), bytes: fc.uint8Array({ maxLength: 8 }) }),
-);
 
 describe('fuzzing the framework applet APDU handler (§3.2)', () => {
   let pki: SimulatorPki;
@@ -173,8 +149,8 @@ describe('fuzzing the framework applet APDU handler (§3.2)', () => {
       {
         weight: 4,
         arbitrary: fc
-          .tuple(fc.constantFrom(...seeds), fc.array(mutation, { minLength: 1, maxLength: 3 }))
-          .map(([base, m]) => mutate(base, m)),
+          .tuple(fc.constantFrom(...seeds), fc.array(editArb, { minLength: 1, maxLength: 3 }))
+          .map(([base, m]) => applyEdits(base, m)),
       },
       { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)) },
       {
@@ -219,14 +195,14 @@ describe('fuzzing the framework applet APDU handler (§3.2)', () => {
       return SecureChannel.afterPairing({ kenc: keys.Kenc, kmac: keys.Kmac, krmac: keys.Krmac }, 'reader');
     };
     fc.assert(
-      fc.property(fc.nat(blocks.length), fc.array(mutation, { minLength: 1, maxLength: 3 }), (target, mutations) => {
+      fc.property(fc.nat(blocks.length), fc.array(editArb, { minLength: 1, maxLength: 3 }), (target, mutations) => {
         const channel = authenticate();
         for (let i = 0; i <= target; i++) {
           const genuine =
             i < blocks.length
               ? channel.wrapCommand(WRITE_DATA_HEADER, blocks[i])
               : channel.wrapCommand({ ...GET_DATA_HEADER, le: 256 }, Buffer.alloc(0));
-          const command = i === target ? mutate(genuine, mutations) : genuine;
+          const command = i === target ? applyEdits(genuine, mutations) : genuine;
           const response = se.transmit(command);
           const status = checkStatus(response);
           if (i < target) {
