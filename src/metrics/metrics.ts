@@ -8,6 +8,8 @@ export class AppMetrics {
   readonly httpRequests: Counter<'listener' | 'method' | 'route' | 'status'>;
   /** Commit of a command → the car's signed ack: the revocation latency when the command is SET_STATE. */
   readonly commandAckLatency: Histogram<'command'>;
+  /** Acks whose key-list digest differed from the server's list, by how the server answered. */
+  readonly keyListMismatches: Counter<'answered'>;
 
   constructor(dataSource: DataSource) {
     collectDefaultMetrics({ register: this.registry, prefix: 'dks_' });
@@ -29,6 +31,12 @@ export class AppMetrics {
       help: 'Time from the commit of a command to the car acknowledging it, by command',
       labelNames: ['command'],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers: [this.registry],
+    });
+    this.keyListMismatches = new Counter({
+      name: 'dks_key_list_mismatches_total',
+      help: "Car acks whose key-list digest differed from the server's list, by answer (sync or flagged)",
+      labelNames: ['answered'],
       registers: [this.registry],
     });
     // Delivery state is read from PostgreSQL at scrape time: the truth, whichever worker did the work.

@@ -8,6 +8,7 @@ export const PARTNER_NOTIFICATION_TYPES = [
   'KEY_TERMINATED',
   'FRIEND_KEY_ENROLLED',
   'ACCESS_PROFILE_CHANGED',
+  'REVOCATION_RELAY',
 ] as const;
 export type PartnerNotificationType = (typeof PARTNER_NOTIFICATION_TYPES)[number];
 

@@ -120,6 +120,9 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
       keyVersion: notification.keyVersion,
       state: String(notification.payload.state),
       occurredAt: notification.createdAt.toISOString(),
+      ...(notification.payload.revocationRelay
+        ? { revocationRelay: notification.payload.revocationRelay as PartnerNotificationMessage['revocationRelay'] }
+        : {}),
     };
     const jws = await new CompactSign(Buffer.from(JSON.stringify(message)))
       .setProtectedHeader({ alg: 'ES256', typ: NOTIFICATION_JWS_TYPE })

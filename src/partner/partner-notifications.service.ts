@@ -14,6 +14,8 @@ export interface NotificationRequest {
   state: string;
   type: PartnerNotificationType;
   correlationId?: string | null;
+  /** REVOCATION_RELAY: what the owner device writes at the head of its private mailbox (§4.7). */
+  revocationRelay?: { keyListVersion: number; keyIds: string[] };
 }
 
 /**
@@ -29,7 +31,11 @@ export class PartnerNotificationsService {
       keyIdentifier: request.keyIdentifier,
       keyVersion: request.keyVersion,
       type: request.type,
-      payload: { vehicleId: request.vehicleIdentifier, state: request.state },
+      payload: {
+        vehicleId: request.vehicleIdentifier,
+        state: request.state,
+        ...(request.revocationRelay ? { revocationRelay: request.revocationRelay } : {}),
+      },
       status: 'pending',
       attempts: 0,
       nextAttemptAt: new Date(),

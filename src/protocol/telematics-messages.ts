@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Server ⇄ car telematics messages (PROTOCOL.md §8): compact JWS, ES256. Commands are signed by
  * the server's telematics key, which the car pins; acks by the vehicle key.
@@ -27,8 +29,22 @@ export interface TelematicsCommand {
   pairingSessionId?: string;
   /** PAIRING_VERIFIER: the SPAKE2+ verifier of §3.1 step 4 (the car never gets w1). */
   verifier?: PairingVerifier;
+  /** SYNC: the server's whole key list for the car, which aligns the keys it names (§8). */
+  keys?: SyncKeyEntry[];
   keyListVersion: number;
   iat: number;
+}
+
+/**
+ * One key of a full SYNC: its state as the car must hold it (`terminated` for a server
+ * `terminating`); live keys also carry what an ADD_KEY would, so a car that lost one re-adds it.
+ */
+export interface SyncKeyEntry {
+  keyId: string;
+  state: 'active' | 'suspended' | 'terminated';
+  role?: string;
+  endpointPublicKey?: string;
+  entitlements?: string;
 }
 
 /** The SPAKE2+ verifier as the car receives it (PROTOCOL.md §3.1), byte strings in hex. */
@@ -47,7 +63,7 @@ export interface TelematicsAck {
   vehicleId: string;
   seq: number;
   keyListVersion: number;
-  /** SHA-256 over the sorted `keyId‖state` lines of the car's key list, hex. */
+  /** SHA-256 over the sorted `keyId‖state` lines of the car's live keys, hex ({@link keyListDigest}). */
   keyListDigest: string;
 }
 
@@ -87,6 +103,25 @@ export function isTelematicsAck(value: unknown): value is TelematicsAck {
   );
 }
 
+/** Key states a key-list digest covers: the keys a car honours now or after a resume. */
+export const DIGESTED_KEY_STATES: readonly string[] = ['active', 'suspended'];
+
+/** Line of the §8 `keyListDigest`: hex key id immediately followed by the state. */
+export function keyListLine(keyId: string, state: string): string {
+  return `${keyId}${state}`;
+}
+
+/**
+ * The §8 `keyListDigest`: SHA-256 over the sorted `keyId‖state` lines of the active and
+ * suspended keys, joined by `\n`. Pending and terminated keys are left out: a car learns of a
+ * pending key at its own pace, and terminations only accumulate (the deny-list never shrinks).
+ */
+export function keyListDigest(keys: Iterable<{ readonly keyId: string; readonly state: string }>): string {
+  const lines: string[] = [];
+  for (const key of keys) if (DIGESTED_KEY_STATES.includes(key.state)) lines.push(keyListLine(key.keyId, key.state));
+  return createHash('sha256').update(lines.sort().join('\n')).digest('hex');
+}
+
 export const NOTIFICATION_JWS_TYPE = 'dk-notification+jws';
 
 /** JWS payload (ES256, KTS key) of a notification to a Device OEM backend. */
@@ -100,4 +135,9 @@ export interface PartnerNotificationMessage {
   keyVersion: number;
   state: string;
   occurredAt: string;
+  /**
+   * REVOCATION_RELAY (§4.7): what the owner device writes at the head of its private mailbox —
+   * the vehicle's key-list version and up to 6 key ids the car must revoke at the next tap.
+   */
+  revocationRelay?: { keyListVersion: number; keyIds: string[] };
 }

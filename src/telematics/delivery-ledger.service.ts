@@ -1,6 +1,6 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { AppMetrics } from '../metrics/metrics.js';
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
 import { DataSource, In, LessThanOrEqual, type EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service.js';
@@ -9,7 +9,22 @@ import { PartnerNotificationsService } from '../partner/partner-notifications.se
 import { ProblemException } from '../common/errors/problem.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { Delivery } from './delivery.entity.js';
-import { ACK_JWS_TYPE, isTelematicsAck } from '../protocol/telematics-messages.js';
+import { CommandOutboxService } from './command-outbox.service.js';
+import { P256PublicKey } from '../protocol/crypto/p256.js';
+import {
+  ACK_JWS_TYPE,
+  isTelematicsAck,
+  keyListDigest,
+  type SyncKeyEntry,
+  type TelematicsAck,
+} from '../protocol/telematics-messages.js';
+import { RevocationRelayService } from '../partner/revocation-relay.service.js';
+
+/** Terminated keys a full SYNC names besides the live ones: the most recent (the car's deny-list keeps older ones). */
+const SYNC_TERMINATED_KEYS = 50;
+
+/** Who settled a key: the car's ack of a command, or the car's report of a relayed revocation. */
+export type SettlementSource = { seq: number } | { via: 'revocation-relay'; occurredAt?: string };
 
 const MAX_CACHED_KEYS = 10_000;
 
@@ -30,6 +45,8 @@ export class DeliveryLedgerService {
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
     private readonly notifications: PartnerNotificationsService,
+    private readonly outbox: CommandOutboxService,
+    private readonly relay: RevocationRelayService,
     @Optional() private readonly metrics?: AppMetrics,
   ) {}
 
@@ -62,13 +79,14 @@ export class DeliveryLedgerService {
     const ack = payload;
     return this.dataSource.transaction(async (manager) => {
       // Lock order everywhere: vehicle row first, then its keys, sessions and deliveries, then the audit chain.
-      await manager.query(
+      const [updated] = await manager.query<[Array<{ lastSeq: string }>, number]>(
         `UPDATE vehicles
             SET acked_seq = GREATEST(acked_seq, $2),
                 acked_key_list_version = GREATEST(acked_key_list_version, $3),
                 acked_key_list_digest = CASE WHEN $2 >= acked_seq THEN $4 ELSE acked_key_list_digest END,
                 last_seen_at = now()
-          WHERE id = $1`,
+          WHERE id = $1
+      RETURNING last_seq::text AS "lastSeq"`,
         [vehicle.id, ack.seq, ack.keyListVersion, ack.keyListDigest],
       );
       const delivery = await manager.findOne(Delivery, {
@@ -87,6 +105,8 @@ export class DeliveryLedgerService {
           { command: delivery.command },
           (delivery.ackedAt.getTime() - delivery.createdAt.getTime()) / 1000,
         );
+        // The car has applied every command sent so far: its key list must match the server's.
+        if (ack.seq === Number(updated[0]?.lastSeq)) await this.reconcile(manager, vehicle, ack, delivery);
       }
       return delivery;
     });
@@ -104,12 +124,21 @@ export class DeliveryLedgerService {
         );
         break;
       case 'ADD_KEY':
-        await this.settleKey(manager, vehicle, delivery, { from: 'pending', to: 'active' });
+        await this.settleKey(manager, vehicle, delivery.fields.keyId ?? '', delivery.correlationId, {
+          from: 'pending',
+          to: 'active',
+          source: { seq: delivery.seq },
+        });
         break;
       case 'SET_STATE':
-        // The car dropped the endpoint and its Kpersistent: the revocation is complete.
+        // The car dropped the endpoint and its Kpersistent: the revocation is complete, unless a
+        // relayed revocation completed it first (then this ack is a no-op).
         if (delivery.fields.state === 'terminated') {
-          await this.settleKey(manager, vehicle, delivery, { from: 'terminating', to: 'terminated' });
+          await this.settleKey(manager, vehicle, delivery.fields.keyId ?? '', delivery.correlationId, {
+            from: 'terminating',
+            to: 'terminated',
+            source: { seq: delivery.seq },
+          });
         }
         break;
       default:
@@ -117,14 +146,20 @@ export class DeliveryLedgerService {
     }
   }
 
-  /** A key state the server holds only until the car confirms it: move on, tell the partner, audit. */
-  private async settleKey(
+  /**
+   * A key state the server holds only until the car confirms it: move on, tell the partner, audit.
+   * Returns false when the key was not in `from` (already settled by the other path: a no-op).
+   * The caller holds the vehicle row lock.
+   */
+  async settleKey(
     manager: EntityManager,
-    vehicle: Vehicle,
-    delivery: Delivery,
-    step: { from: 'pending'; to: 'active' } | { from: 'terminating'; to: 'terminated' },
-  ): Promise<void> {
-    const keyId = delivery.fields.keyId ?? '';
+    vehicle: Pick<Vehicle, 'id' | 'vin' | 'vehicleIdentifier'>,
+    keyId: string,
+    correlationId: string | null,
+    step: ({ from: 'pending'; to: 'active' } | { from: 'terminating'; to: 'terminated' }) & {
+      source: SettlementSource;
+    },
+  ): Promise<boolean> {
     const [rows] = await manager.query<[Array<{ partner: string; version: number }>, number]>(
       `UPDATE digital_keys SET state = $4, version = version + 1, updated_at = now()
         WHERE vehicle_id = $1 AND key_identifier = $2 AND state = $3
@@ -132,7 +167,7 @@ export class DeliveryLedgerService {
       [vehicle.id, keyId, step.from, step.to],
     );
     const key = rows[0];
-    if (!key) return;
+    if (!key) return false;
     await this.notifications.enqueue(manager, {
       partner: key.partner,
       keyIdentifier: keyId,
@@ -140,13 +175,78 @@ export class DeliveryLedgerService {
       vehicleIdentifier: vehicle.vehicleIdentifier,
       state: step.to,
       type: SETTLED_NOTIFICATION[step.to],
-      correlationId: delivery.correlationId,
+      correlationId,
     });
     await this.audit.append(manager, {
       actor: { type: 'vehicle', id: vehicle.vin },
       action: `key.${step.to === 'active' ? 'activated' : 'terminated'}`,
       subject: { type: 'key', id: keyId },
-      details: { seq: delivery.seq },
+      details: { ...step.source },
+      correlationId,
+    });
+    if (step.to === 'terminated') await this.relay.refresh(manager, vehicle, correlationId);
+    return true;
+  }
+
+  /**
+   * Key-list reconciliation (PROTOCOL.md §8): once the car has acked the last command, its
+   * digest must equal the server's over the active and suspended keys. On a mismatch the server
+   * sends a full SYNC — once per key-list version, so a car that cannot converge is flagged
+   * (`keyListMismatchSince`, audit, metric) instead of being sent SYNC after SYNC.
+   */
+  private async reconcile(
+    manager: EntityManager,
+    vehicle: Vehicle,
+    ack: TelematicsAck,
+    delivery: Delivery,
+  ): Promise<void> {
+    const keys = await manager.query<
+      Array<{ keyId: string; state: string; role: string; pem: string; entitlements: Buffer | null }>
+    >(
+      `(SELECT key_identifier AS "keyId", state, role, endpoint_certificate_pem AS pem, entitlements
+          FROM digital_keys WHERE vehicle_id = $1 AND state IN ('active', 'suspended', 'terminating'))
+       UNION ALL
+       (SELECT key_identifier, state, role, '', NULL FROM digital_keys
+         WHERE vehicle_id = $1 AND state = 'terminated' ORDER BY updated_at DESC LIMIT $2)`,
+      [vehicle.id, SYNC_TERMINATED_KEYS],
+    );
+    const expected = keyListDigest(keys);
+    if (expected === ack.keyListDigest) {
+      await manager.query(`UPDATE vehicles SET key_list_mismatch_since = NULL WHERE id = $1`, [vehicle.id]);
+      return;
+    }
+    const [rows] = await manager.query<[Array<{ version: string; syncVersion: string | null }>, number]>(
+      `UPDATE vehicles SET key_list_mismatch_since = COALESCE(key_list_mismatch_since, now())
+        WHERE id = $1
+    RETURNING key_list_version::text AS version, sync_key_list_version::text AS "syncVersion"`,
+      [vehicle.id],
+    );
+    const { version, syncVersion } = rows[0];
+    this.metrics?.keyListMismatches.inc({ answered: syncVersion === version ? 'flagged' : 'sync' });
+    const details: Record<string, unknown> = { seq: ack.seq, carDigest: ack.keyListDigest, expectedDigest: expected };
+    if (syncVersion === version) {
+      // The SYNC of this version did not converge: leave it to the operator (the vehicle view shows it).
+      await this.audit.append(manager, {
+        actor: { type: 'vehicle', id: vehicle.vin },
+        action: 'vehicle.key-list-diverged',
+        subject: { type: 'vehicle', id: vehicle.vin },
+        details,
+        correlationId: delivery.correlationId,
+      });
+      return;
+    }
+    const sync = await this.outbox.enqueue(manager, {
+      vehicleId: vehicle.id,
+      command: 'SYNC',
+      fields: { keys: keys.map(syncEntry) },
+      correlationId: delivery.correlationId,
+    });
+    await manager.query(`UPDATE vehicles SET sync_key_list_version = $2 WHERE id = $1`, [vehicle.id, version]);
+    await this.audit.append(manager, {
+      actor: { type: 'vehicle', id: vehicle.vin },
+      action: 'vehicle.key-list-mismatch',
+      subject: { type: 'vehicle', id: vehicle.vin },
+      details: { ...details, syncSeq: sync.seq },
       correlationId: delivery.correlationId,
     });
   }
@@ -194,4 +294,22 @@ export class DeliveryLedgerService {
       [delivery.id, detail.slice(0, 1_000)],
     );
   }
+}
+
+/** One key of a full SYNC: live keys carry what an ADD_KEY would, revoked ones only their id. */
+function syncEntry(key: {
+  keyId: string;
+  state: string;
+  role: string;
+  pem: string;
+  entitlements: Buffer | null;
+}): SyncKeyEntry {
+  if (key.state !== 'active' && key.state !== 'suspended') return { keyId: key.keyId, state: 'terminated' };
+  return {
+    keyId: key.keyId,
+    state: key.state,
+    role: key.role,
+    endpointPublicKey: P256PublicKey.fromKeyObject(new X509Certificate(key.pem).publicKey).point.toString('hex'),
+    ...(key.entitlements ? { entitlements: key.entitlements.toString('hex') } : {}),
+  };
 }

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, Unique, UpdateDateColumn } from 'typeorm';
 import { bigintColumn } from '../database/column-transformers.js';
-import type { TelematicsCommandName } from '../protocol/telematics-messages.js';
+import type { SyncKeyEntry, TelematicsCommandName } from '../protocol/telematics-messages.js';
 
 export const DELIVERY_STATUSES = ['pending', 'sent', 'acked', 'failed'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
@@ -15,6 +15,8 @@ export interface CommandFields {
   /** ADD_KEY: endpoint public key (65 bytes, hex) and role. */
   endpointPublicKey?: string;
   role?: string;
+  /** SYNC: the server's key list (the car aligns the keys it names). */
+  keys?: SyncKeyEntry[];
 }
 
 /**

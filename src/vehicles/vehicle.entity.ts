@@ -45,6 +45,14 @@ export class Vehicle {
   @Column({ name: 'acked_key_list_digest', type: 'char', length: 64, nullable: true })
   ackedKeyListDigest!: string | null;
 
+  /** Key-list version at which the server last answered a digest mismatch with a full SYNC. */
+  @Column({ name: 'sync_key_list_version', type: 'bigint', nullable: true, transformer: bigintColumn })
+  syncKeyListVersion!: number | null;
+
+  /** Since when the car's acked key-list digest differs from the server's list; null when they agree. */
+  @Column({ name: 'key_list_mismatch_since', type: 'timestamptz', nullable: true })
+  keyListMismatchSince!: Date | null;
+
   @Column({ name: 'last_seen_at', type: 'timestamptz', nullable: true })
   lastSeenAt!: Date | null;
 

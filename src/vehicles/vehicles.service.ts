@@ -32,6 +32,7 @@ export function toVehicleResponse(vehicle: Vehicle): VehicleResponse {
     keyListVersion: vehicle.keyListVersion,
     ackedKeyListVersion: vehicle.ackedKeyListVersion,
     ackedKeyListDigest: vehicle.ackedKeyListDigest,
+    keyListMismatchSince: vehicle.keyListMismatchSince?.toISOString() ?? null,
     lastSeenAt: vehicle.lastSeenAt?.toISOString() ?? null,
     createdAt: vehicle.createdAt.toISOString(),
   };

@@ -331,6 +331,75 @@ describe('revocation, end to end', () => {
     expectKeyDeleted(phone, keyId);
   });
 
+  it("revocation relay: telematics down, the owner's next tap carries the friend's revocation to the car; the late SET_STATE is a no-op", async () => {
+    const { car, owner } = await pairedAndWarm(6);
+    const friendPhone = world.device('Friend Phone 6');
+    const friendKeyId = await world.shareKey(car, owner, friendPhone, 'UNLOCK_AND_DRIVE');
+    await warmUp(car, friendPhone, friendKeyId);
+    world.setDeviceOnline(friendPhone, false);
+    // Telematics down for the whole story: no command reaches the car, no report leaves it.
+    world.setOnline(car, false);
+
+    const res = await operatorCall('POST', `/v1/keys/${friendKeyId}/terminate`, { reason: 'e2e: relay' });
+    expect(res).toMatchObject({ status: 200, body: { state: 'terminating' } });
+    // The server writes the relay into the owner's private mailbox through the Device OEM.
+    const relay = await notified(owner.keyId, 'REVOCATION_RELAY', 'applied');
+    expect(relay.notification.revocationRelay?.keyIds).toEqual([friendKeyId]);
+    expect(owner.phone.keyUpdates).toContainEqual(
+      expect.objectContaining({ keyId: owner.keyId, type: 'REVOCATION_RELAY', result: 'relay-written' }),
+    );
+    // Before the owner's tap the car still lets the friend in: the relay has not reached it.
+    expect(await friendPhone.tap(car, 'door', 'lock')).toMatchObject({ result: 'granted', keyId: friendKeyId });
+
+    // The owner's next transaction: the car reads the relay and revokes the friend on the spot.
+    expect(await owner.phone.tap(car, 'door', 'lock')).toMatchObject({
+      result: 'granted',
+      transaction: 'fast',
+      keyId: owner.keyId,
+    });
+    expect(car.endpoint(friendKeyId)).toMatchObject({ state: 'terminated', hasKpersistent: false });
+    expect(car.events.entries()).toContainEqual(
+      expect.objectContaining({ kind: 'key-list', change: 'denied', keyId: friendKeyId, source: 'relay' }),
+    );
+    await expectCarRefuses(car, friendPhone, friendKeyId, 'key-revoked');
+    expect(car.telematics!.applied.some((command) => command.cmd === 'SET_STATE')).toBe(false);
+    expect(await serverState(friendKeyId)).toBe('terminating');
+    expect(car.pendingReports).toContainEqual(
+      expect.objectContaining({ type: 'KEY_REVOKED_BY_RELAY', keyId: friendKeyId }),
+    );
+
+    // Coverage returns: the report and the SET_STATE race; whichever lands first completes the
+    // revocation, the other is acknowledged without a second effect.
+    world.setOnline(car, true);
+    await eventually(
+      () => serverState(friendKeyId),
+      (state) => state === 'terminated',
+      { timeoutMs: 5_000 },
+    );
+    await eventually(
+      () => car.telematics!.applied.filter((command) => command.cmd === 'SET_STATE' && command.keyId === friendKeyId),
+      (applied) => applied.length === 1,
+    );
+    await eventually(
+      () => car.reporter?.results.find((result) => result.report.keyId === friendKeyId),
+      (result) => result !== undefined,
+    );
+    const reported = car.reporter!.results.find((result) => result.report.keyId === friendKeyId)!;
+    expect(reported.status).toBe(200);
+    expect(['applied', 'no-op']).toContain(reported.outcome);
+    expect(
+      car.events.entries().filter((e) => e.kind === 'key-list' && e.keyId === friendKeyId && e.change === 'denied'),
+    ).toHaveLength(1);
+    await notified(friendKeyId, 'KEY_TERMINATED', 'queued');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(received(friendKeyId).filter((entry) => entry.notification.type === 'KEY_TERMINATED')).toHaveLength(1);
+    const timeline = (await operatorCall<Timeline>('GET', `/v1/keys/${friendKeyId}/timeline`)).body.entries;
+    expect(timeline.filter((entry) => entry.event === 'key.terminated')).toHaveLength(1);
+    await expectCarRefuses(car, friendPhone, friendKeyId, 'key-revoked');
+    world.setDeviceOnline(friendPhone, true);
+    expectKeyDeleted(friendPhone, friendKeyId);
+  });
+
   it("the car deletes the endpoint's Kpersistent the moment it applies SET_STATE terminated: the old one opens nothing", async () => {
     const { car, owner } = await pairedAndWarm(5);
     const { keyId, phone } = owner;

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { TelematicsUnit } from '../../src/sim/vehicle/telematics-unit.js';
-import type { TelematicsCommand } from '../../src/protocol/telematics-messages.js';
+import { keyListDigest, type TelematicsCommand } from '../../src/protocol/telematics-messages.js';
 import { TEST_VIN, adminRequest, newVehicleKeyPair, type TestSystem } from './harness.js';
 
 export type CarBehaviour = 'online' | 'offline' | 'apply-then-drop' | 'accept-later';
@@ -17,6 +17,8 @@ export class TestCar {
   readonly rawCommands: string[] = [];
   readonly appliedCommands: TelematicsCommand[] = [];
   readonly pendingAcks: string[] = [];
+  /** The key states the commands set, as a car keeps them: the source of the ack's key-list digest. */
+  readonly keyStates = new Map<string, string>();
   unit!: TelematicsUnit;
   vin!: string;
   vehicleIdentifier!: string;
@@ -49,10 +51,22 @@ export class TestCar {
       vehicleIdentifier: res.body.vehicleIdentifier,
       vehiclePrivateKey: car.keys.privateKey,
       telematicsPublicKey: res.body.trust.telematicsPublicKeyPem,
-      apply: (command) => car.appliedCommands.push(command),
-      keyListLines: () => [],
+      apply: (command) => car.apply(command),
+      keyListDigest: () => keyListDigest([...car.keyStates].map(([keyId, state]) => ({ keyId, state }))),
     });
     return car;
+  }
+
+  private apply(command: TelematicsCommand): void {
+    this.appliedCommands.push(command);
+    const carState = (state: string | undefined) => (state === 'terminating' ? 'terminated' : (state ?? 'active'));
+    const set = (keyId: string, state: string) => {
+      if (this.keyStates.get(keyId) !== 'terminated') this.keyStates.set(keyId, state);
+    };
+    if ((command.cmd === 'ADD_KEY' || command.cmd === 'SET_STATE') && command.keyId) {
+      set(command.keyId, carState(command.state));
+    }
+    if (command.cmd === 'SYNC') for (const key of command.keys ?? []) set(key.keyId, key.state);
   }
 
   get identity() {

@@ -11,14 +11,14 @@ import {
   ValidateNested,
 } from 'class-validator';
 
-export const VEHICLE_EVENT_TYPES = ['FRIEND_ENROLLED', 'KEY_DELETED_AT_CAR'] as const;
+export const VEHICLE_EVENT_TYPES = ['FRIEND_ENROLLED', 'KEY_DELETED_AT_CAR', 'KEY_REVOKED_BY_RELAY'] as const;
 export type VehicleEventType = (typeof VEHICLE_EVENT_TYPES)[number];
 
 export class VehicleEventDto {
   @ApiProperty({
     enum: VEHICLE_EVENT_TYPES,
     description:
-      'FRIEND_ENROLLED: the car enrolled a friend key offline from its attestation (§7 step 5). KEY_DELETED_AT_CAR: the owner deleted a key in the car.',
+      'FRIEND_ENROLLED: the car enrolled a friend key offline from its attestation (§7 step 5). KEY_DELETED_AT_CAR: the owner deleted a key in the car. KEY_REVOKED_BY_RELAY: the car revoked a key the owner device carried in its revocation relay (§4.7); it completes a `terminating` key like the SET_STATE ack, whichever arrives first.',
   })
   @IsIn(VEHICLE_EVENT_TYPES)
   type!: VehicleEventType;

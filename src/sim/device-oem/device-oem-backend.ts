@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { compactVerify } from 'jose';
 import { NOTIFICATION_JWS_TYPE } from '../../protocol/telematics-messages.js';
+import { REVOCATION_RELAY_MAX_KEYS } from '../../protocol/mailbox.js';
 import { InvitationRelay } from './invitation-relay.js';
 
 /** One call the mocked Device OEM backend made or received, for tests and the demo. */
@@ -107,6 +108,7 @@ export const KEY_NOTIFICATION_TYPES = [
   'KEY_TERMINATED',
   'FRIEND_KEY_ENROLLED',
   'ACCESS_PROFILE_CHANGED',
+  'REVOCATION_RELAY',
 ] as const;
 export type KeyNotificationType = (typeof KEY_NOTIFICATION_TYPES)[number];
 
@@ -121,6 +123,8 @@ export interface KeyNotification {
   readonly keyVersion: number;
   readonly state: string;
   readonly occurredAt: string;
+  /** REVOCATION_RELAY: the head of the owner key's private mailbox (§4.7). */
+  readonly revocationRelay?: { readonly keyListVersion: number; readonly keyIds: readonly string[] };
 }
 
 /**
@@ -518,6 +522,21 @@ function isKeyNotification(value: unknown): value is KeyNotification {
     /^[0-9a-f]{16}$/.test(n.vehicleId) &&
     Number.isSafeInteger(n.keyVersion) &&
     typeof n.state === 'string' &&
-    typeof n.occurredAt === 'string'
+    typeof n.occurredAt === 'string' &&
+    (n.revocationRelay === undefined || isRevocationRelay(n.revocationRelay)) &&
+    (n.type !== 'REVOCATION_RELAY' || n.revocationRelay !== undefined)
+  );
+}
+
+function isRevocationRelay(value: unknown): value is KeyNotification['revocationRelay'] {
+  const relay = value as { keyListVersion?: unknown; keyIds?: unknown } | null;
+  return (
+    typeof relay === 'object' &&
+    relay !== null &&
+    Number.isSafeInteger(relay.keyListVersion) &&
+    (relay.keyListVersion as number) >= 0 &&
+    Array.isArray(relay.keyIds) &&
+    relay.keyIds.length <= REVOCATION_RELAY_MAX_KEYS &&
+    relay.keyIds.every((keyId) => typeof keyId === 'string' && /^[0-9a-f]{16}$/.test(keyId))
   );
 }

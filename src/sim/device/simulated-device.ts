@@ -1,6 +1,6 @@
 import { randomUUID, X509Certificate } from 'node:crypto';
 import { EndpointChainVerifier } from '../../pki/endpoint-chain.js';
-import { toHex } from '../../protocol/bytes.js';
+import { fromHex, toHex } from '../../protocol/bytes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { encodeFriendAttestationSlotBlob } from '../../protocol/friend-attestation-slot.js';
 import { decodeSignedFriendAttestation } from '../../protocol/friend-attestation.js';
@@ -13,7 +13,7 @@ import {
 } from '../../protocol/share-invitation.js';
 import { decodeEntitlements } from '../../protocol/entitlements.js';
 import { decodeKtsReceipt } from '../../protocol/kts-receipt.js';
-import { encodeAttestationSlot, PRIVATE_MAILBOX_LAYOUT } from '../../protocol/mailbox.js';
+import { encodeAttestationSlot, encodeRevocationRelay, PRIVATE_MAILBOX_LAYOUT } from '../../protocol/mailbox.js';
 import type { TransactionCode } from '../../protocol/transaction.js';
 import type {
   KeyNotification,
@@ -80,8 +80,11 @@ export interface DeviceKeyUpdate {
   readonly eventId: string;
   readonly type: KeyNotificationType;
   readonly keyId: string;
-  /** `deleted`: remote termination, the SE dropped the key; `noted`: only the Wallet's server state changed. */
-  readonly result: 'suspended' | 'resumed' | 'deleted' | 'noted' | 'unknown-key';
+  /**
+   * `deleted`: remote termination, the SE dropped the key; `relay-written`: the owner key's
+   * revocation relay is in its private mailbox; `noted`: only the Wallet's server state changed.
+   */
+  readonly result: 'suspended' | 'resumed' | 'deleted' | 'relay-written' | 'noted' | 'unknown-key';
 }
 
 /** A friend's new key as it goes to the owner (§7 step 2, KeySigningRequest). */
@@ -498,6 +501,9 @@ export class SimulatedDevice implements ManagedDevice {
           this.#wallet.delete(keyId);
           result = 'deleted';
           break;
+        case 'REVOCATION_RELAY':
+          result = this.#writeRevocationRelay(keyId, notification.revocationRelay) ? 'relay-written' : 'noted';
+          break;
         default:
           result = 'noted';
       }
@@ -505,6 +511,23 @@ export class SimulatedDevice implements ManagedDevice {
       if (entry) this.#wallet.set(keyId, { ...entry, serverState: notification.state });
     }
     this.keyUpdates.push({ eventId: notification.eventId, type: notification.type, keyId, result });
+  }
+
+  /**
+   * The owner key's revocation relay (§4.7): the vehicle's key-list version and the revoked key
+   * ids, written at the head of the private mailbox, which the car reads at every transaction.
+   */
+  #writeRevocationRelay(keyId: string, relay: KeyNotification['revocationRelay']): boolean {
+    if (!relay) return false;
+    const head = Buffer.alloc(PRIVATE_MAILBOX_LAYOUT.keyListVersion.length);
+    head.writeBigUInt64BE(BigInt(relay.keyListVersion));
+    this.secureElement.writePrivateMailbox(keyId, PRIVATE_MAILBOX_LAYOUT.keyListVersion.offset, head);
+    this.secureElement.writePrivateMailbox(
+      keyId,
+      PRIVATE_MAILBOX_LAYOUT.revocationRelay.offset,
+      encodeRevocationRelay(relay.keyIds.map((id) => fromHex(id))),
+    );
+    return true;
   }
 
   #setKeyState(keyId: string, current: EndpointKeyState, next: 'active' | 'suspended'): boolean {

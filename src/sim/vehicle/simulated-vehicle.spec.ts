@@ -5,7 +5,12 @@ import { toHex } from '../../protocol/bytes.js';
 import { EphemeralKeyPair } from '../../protocol/crypto/p256.js';
 import { encodeEntitlements, ENTITLEMENT_PROFILES, type Entitlements } from '../../protocol/entitlements.js';
 import { encodeKeyListVersion, encodeRevocationRelay, PRIVATE_MAILBOX_LAYOUT } from '../../protocol/mailbox.js';
-import { COMMAND_JWS_TYPE, type TelematicsAck, type TelematicsCommand } from '../../protocol/telematics-messages.js';
+import {
+  COMMAND_JWS_TYPE,
+  keyListDigest,
+  type TelematicsAck,
+  type TelematicsCommand,
+} from '../../protocol/telematics-messages.js';
 import { encodeAuth0Command, encodeSelectCommand, parseAuth0Response } from '../../protocol/transaction.js';
 import { parseResponseApdu } from '../../protocol/apdu.js';
 import { provisionKey } from '../nfc/provision-key.js';
@@ -225,13 +230,69 @@ describe('telematics wiring (§8)', () => {
 
     const revoked = await ackOf(car, await sign(car, { cmd: 'SET_STATE', keyId: key.keyId, state: 'terminated' }));
     expect(car.isDenied(key.keyId)).toBe(true);
-    expect(revoked.keyListDigest).toBe(createHash('sha256').update(`${key.keyId}terminated`).digest('hex'));
+    // The digest covers live keys only: with the one key revoked it is the digest of no lines.
+    expect(car.keyListLines()).toEqual([`${key.keyId}terminated`]);
+    expect(revoked.keyListDigest).toBe(createHash('sha256').update('').digest('hex'));
     expect(
       car.events
         .entries()
         .filter((e) => e.kind === 'key-list')
         .map((e) => e.change),
     ).toEqual(['added', 'kpersistent-deleted', 'state', 'state', 'entitlements', 'kpersistent-deleted', 'denied']);
+  });
+
+  it('a full SYNC re-adds a lost live key, takes the server states, revokes what it names terminated', async () => {
+    const car = new SimulatedVehicle();
+    car.attachTelematics({ telematicsPublicKey: server.publicKey });
+    const se = new SoftwareSecureElement();
+    const kept = se.createKey({ vehicleIdentifier: car.vehicleIdentifier, vehiclePublicKey: car.publicPoint });
+    const lost = se.createKey({ vehicleIdentifier: car.vehicleIdentifier, vehiclePublicKey: car.publicPoint });
+    const gone = se.createKey({ vehicleIdentifier: car.vehicleIdentifier, vehiclePublicKey: car.publicPoint });
+    const entitlements = toHex(encodeEntitlements(ENTITLEMENT_PROFILES.UNLOCK_ONLY));
+    for (const key of [kept, gone]) {
+      await ackOf(
+        car,
+        await sign(car, {
+          cmd: 'ADD_KEY',
+          keyId: key.keyId,
+          endpointPublicKey: toHex(key.endpointPublicKey),
+          role: 'friend',
+          entitlements,
+        }),
+      );
+    }
+    const synced = await ackOf(
+      car,
+      await sign(car, {
+        cmd: 'SYNC',
+        keys: [
+          { keyId: kept.keyId, state: 'suspended' },
+          {
+            keyId: lost.keyId,
+            state: 'active',
+            role: 'friend',
+            endpointPublicKey: toHex(lost.endpointPublicKey),
+            entitlements,
+          },
+          { keyId: gone.keyId, state: 'terminated' },
+        ],
+      }),
+    );
+    expect(car.endpoint(kept.keyId)?.state).toBe('suspended');
+    expect(car.endpoint(lost.keyId)?.state).toBe('active');
+    expect(car.isDenied(gone.keyId)).toBe(true);
+    expect(synced.keyListDigest).toBe(
+      keyListDigest([
+        { keyId: kept.keyId, state: 'suspended' },
+        { keyId: lost.keyId, state: 'active' },
+      ]),
+    );
+    // A SYNC cannot bring a revoked key back, and a malformed entry refuses the whole command.
+    await ackOf(car, await sign(car, { cmd: 'SYNC', keys: [{ keyId: gone.keyId, state: 'active' }] }));
+    expect(car.isDenied(gone.keyId)).toBe(true);
+    await expect(
+      car.telematics!.receive(await sign(car, { cmd: 'SYNC', keys: [{ keyId: 'zz', state: 'active' }] as never })),
+    ).rejects.toThrow(TelematicsRejection);
   });
 
   it('refuses a malformed ADD_KEY (key id not matching the public key) and re-adding a revoked key', async () => {
@@ -276,6 +337,11 @@ describe('revocation relay in the owner private mailbox (§4.7, §5)', () => {
     expect(car.keyListVersion).toBe(7);
     expect(car.endpoint(friendKey.keyId)).toMatchObject({ state: 'terminated', hasKpersistent: false });
     expect(await tap(friend, car, 'door', 'unlock')).toMatchObject({ result: 'denied', reason: 'key-revoked' });
+    // The car reports what it revoked (once), so the server can complete the revocation.
+    await tap(owner, car, 'door', 'unlock');
+    expect(car.pendingReports).toEqual([
+      { type: 'KEY_REVOKED_BY_RELAY', keyId: friendKey.keyId, occurredAt: expect.any(String) as string },
+    ]);
   });
 
   it('a friend cannot relay revocations', async () => {

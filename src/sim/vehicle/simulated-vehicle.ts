@@ -89,7 +89,7 @@ export class SimulatedVehicle {
   readonly #clock: () => number;
   #telematics: TelematicsUnit | undefined;
   #reporter: VehicleEventReporter | undefined;
-  /** Friend enrollments made before a reporter was attached (§7 step 5). */
+  /** Reports made before a reporter was attached (friend enrollments, relayed revocations). */
   readonly #unreported: VehicleReport[] = [];
 
   constructor(options: SimulatedVehicleOptions = {}) {
@@ -127,7 +127,8 @@ export class SimulatedVehicle {
             pool.take(TRANSACTION_ID_LENGTH)
         )(new RandomPool()),
       signReader: (signatureContext) => signReaderAuthentication(vehicleKey, signatureContext),
-      onFriendEnrolled: (keyId) => this.#reportFriendEnrolled(keyId),
+      onFriendEnrolled: (keyId) => this.#report('FRIEND_ENROLLED', keyId),
+      onRelayedRevocation: (keyIds) => keyIds.forEach((keyId) => this.#report('KEY_REVOKED_BY_RELAY', keyId)),
       ...(options.ktsPublicKey ? { ktsPublicKey: P256PublicKey.fromKeyObject(asPublicKey(options.ktsPublicKey)) } : {}),
     };
     const locations = Object.keys(READER_LOCATION) as ReaderLocation[];
@@ -256,7 +257,7 @@ export class SimulatedVehicle {
     return this.#keyList.version;
   }
 
-  /** Sorted `keyId‖state` lines (§8 keyListDigest). */
+  /** Sorted `keyId‖state` lines of every endpoint the car holds, terminated ones included. */
   keyListLines(): string[] {
     return this.#keyList.lines();
   }
@@ -287,7 +288,7 @@ export class SimulatedVehicle {
       vehiclePrivateKey: this.#vehicleKey.privateKey,
       telematicsPublicKey: options.telematicsPublicKey,
       apply: (command) => this.applyTelematicsCommand(command),
-      keyListLines: () => this.keyListLines(),
+      keyListDigest: () => this.#keyList.digest(),
       keyListVersion: () => this.keyListVersion,
     });
     return this.#telematics;
@@ -323,7 +324,7 @@ export class SimulatedVehicle {
     return this.#reporter;
   }
 
-  /** FRIEND_ENROLLED reports not yet answered by the server. */
+  /** Reports not yet answered by the server. */
   get pendingReports(): readonly VehicleReport[] {
     return this.#reporter ? this.#reporter.pending : [...this.#unreported];
   }
@@ -333,8 +334,8 @@ export class SimulatedVehicle {
     this.#reporter?.setOnline(online);
   }
 
-  #reportFriendEnrolled(keyId: string): void {
-    const report: VehicleReport = { type: 'FRIEND_ENROLLED', keyId, occurredAt: new Date(this.#clock()).toISOString() };
+  #report(type: VehicleReport['type'], keyId: string): void {
+    const report: VehicleReport = { type, keyId, occurredAt: new Date(this.#clock()).toISOString() };
     if (this.#reporter) this.#reporter.report(report);
     else this.#unreported.push(report);
   }

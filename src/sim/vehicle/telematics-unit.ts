@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { CompactSign, compactVerify } from 'jose';
 import {
   ACK_JWS_TYPE,
@@ -23,8 +23,8 @@ export interface TelematicsUnitOptions {
   /** The server's telematics public key, pinned at provisioning. */
   telematicsPublicKey: KeyObject | string;
   apply: CommandHandler;
-  /** Sorted `keyId‖state` lines of the car's key list (PROTOCOL.md §8 keyListDigest). */
-  keyListLines: () => string[];
+  /** The §8 key-list digest the acks carry (`keyListDigest` of the protocol core). */
+  keyListDigest: () => string;
   /** The car's own key-list version when it can move without a command (owner relay, §5). */
   keyListVersion?: () => number;
 }
@@ -79,8 +79,7 @@ export class TelematicsUnit {
   }
 
   keyListDigest(): string {
-    const lines = [...this.#options.keyListLines()].sort();
-    return createHash('sha256').update(lines.join('\n')).digest('hex');
+    return this.#options.keyListDigest();
   }
 
   private ack(seq: number): Promise<string> {

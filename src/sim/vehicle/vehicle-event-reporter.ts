@@ -1,8 +1,11 @@
 import { request } from 'node:https';
 
-/** An event the car reports to the server (`POST /vehicle/v1/events`, §7 step 5). */
+/**
+ * An event the car reports to the server (`POST /vehicle/v1/events`): a friend it enrolled
+ * offline (§7 step 5) or a key it revoked from an owner's revocation relay (§4.7).
+ */
 export interface VehicleReport {
-  readonly type: 'FRIEND_ENROLLED';
+  readonly type: 'FRIEND_ENROLLED' | 'KEY_REVOKED_BY_RELAY';
   readonly keyId: string;
   readonly occurredAt: string;
 }

@@ -4,7 +4,12 @@ import { P256PublicKey } from '../../protocol/crypto/p256.js';
 import { decodeEntitlements, type Entitlements } from '../../protocol/entitlements.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { keyIdentifier as computeKeyIdentifier, type KeyIdentifierProfile } from '../../protocol/identifiers.js';
-import type { TelematicsCommand } from '../../protocol/telematics-messages.js';
+import {
+  keyListDigest,
+  keyListLine,
+  type SyncKeyEntry,
+  type TelematicsCommand,
+} from '../../protocol/telematics-messages.js';
 import {
   matchFastCryptogram,
   type FastCandidate,
@@ -51,11 +56,6 @@ export interface EnrollEndpointRequest {
   readonly state?: Exclude<CarKeyState, 'terminated'>;
   /** Owner pairing: SHA-256 of the endpoint certificate DER the device delivered (§3.4). */
   readonly endpointCertificateDigest?: Uint8Array;
-}
-
-/** Line of the §8 `keyListDigest`: hex key id immediately followed by the state. */
-export function keyListLine(keyId: string, state: CarKeyState): string {
-  return `${keyId}${state}`;
 }
 
 const CAR_KEY_STATES: readonly CarKeyState[] = ['pending', 'active', 'suspended', 'terminated'];
@@ -216,20 +216,31 @@ export class VehicleKeyList {
 
   /**
    * The revocation relay (§4.7, §5): revocations an owner's phone carries to an offline car,
-   * applied when the owner's mailbox holds a key-list version newer than the car's. Returns how
-   * many key identifiers were deny-listed.
+   * applied when the owner's mailbox holds a key-list version newer than the car's. Returns the
+   * key ids newly deny-listed (the car reports them to the server).
    */
-  applyRevocationRelay(presenter: EndpointEntry, version: bigint, keyIdentifiers: readonly Buffer[]): number {
-    if (presenter.role !== 'owner' || keyIdentifiers.length === 0) return 0;
-    if (version <= BigInt(this.#version) || version > BigInt(Number.MAX_SAFE_INTEGER)) return 0;
-    for (const keyIdentifier of keyIdentifiers) this.deny(toHex(keyIdentifier), 'relay');
+  applyRevocationRelay(presenter: EndpointEntry, version: bigint, keyIdentifiers: readonly Buffer[]): string[] {
+    if (presenter.role !== 'owner' || keyIdentifiers.length === 0) return [];
+    if (version <= BigInt(this.#version) || version > BigInt(Number.MAX_SAFE_INTEGER)) return [];
+    const revoked: string[] = [];
+    for (const keyIdentifier of keyIdentifiers) {
+      const keyId = toHex(keyIdentifier);
+      if (keyId === presenter.keyId || this.#denied.has(keyId)) continue;
+      this.deny(keyId, 'relay');
+      revoked.push(keyId);
+    }
     this.advanceVersion(Number(version));
-    return keyIdentifiers.length;
+    return revoked;
   }
 
-  /** Sorted `keyId‖state` lines for the telematics ack digest (§8). */
+  /** Sorted `keyId‖state` lines of every endpoint the car holds, terminated ones included. */
   lines(): string[] {
     return [...this.#entries.values()].map((entry) => keyListLine(entry.keyId, entry.state)).sort();
+  }
+
+  /** The telematics ack's `keyListDigest` (§8): over the active and suspended endpoints. */
+  digest(): string {
+    return keyListDigest(this.#entries.values());
   }
 
   /**
@@ -238,36 +249,75 @@ export class VehicleKeyList {
    */
   applyTelematicsCommand(command: TelematicsCommand): void {
     switch (command.cmd) {
-      case 'ADD_KEY': {
-        const keyId = requireField(command, 'keyId');
-        const endpointPublicKey = decodeHexField(command, 'endpointPublicKey');
-        const role = command.role ?? 'friend';
-        if (role !== 'owner' && role !== 'friend') throw new TelematicsRejection(`unknown role ${role}`);
-        const state = carStateOf(command.state ?? 'active');
-        if (state === 'terminated') throw new TelematicsRejection('ADD_KEY cannot add a terminated key');
-        let computed: string;
-        try {
-          computed = toHex(computeKeyIdentifier(P256PublicKey.fromPoint(endpointPublicKey).point, this.profile));
-        } catch {
-          throw new TelematicsRejection('endpointPublicKey is not a P-256 point');
-        }
-        if (computed !== keyId) throw new TelematicsRejection('keyId does not match endpointPublicKey');
-        if (this.#denied.has(keyId)) throw new TelematicsRejection(`key ${keyId} is on the deny-list`);
-        this.enroll({ endpointPublicKey, role, entitlements: decodeEntitlementsField(command), state }, 'telematics');
+      case 'ADD_KEY':
+        this.#addKey(command, command.state ?? 'active');
         break;
-      }
       case 'SET_STATE':
         this.setState(requireField(command, 'keyId'), carStateOf(command.state), 'telematics');
         break;
       case 'SET_ENTITLEMENTS':
         this.setEntitlements(requireField(command, 'keyId'), decodeEntitlementsField(command), 'telematics');
         break;
-      case 'PAIRING_VERIFIER':
       case 'SYNC':
-        // The car's pairing mode takes the verifier (§3.1); SYNC only asks for a fresh ack.
+        this.#sync(command);
+        break;
+      case 'PAIRING_VERIFIER':
+        // The car's pairing mode takes the verifier (§3.1).
         break;
     }
     this.advanceVersion(command.keyListVersion);
+  }
+
+  /** ADD_KEY, or a live key of a SYNC the car does not hold: checked against its public key first. */
+  #addKey(fields: AddKeyFields, serverState: string): void {
+    const keyId = requireField(fields, 'keyId');
+    const endpointPublicKey = decodeHexField(fields, 'endpointPublicKey');
+    const role = fields.role ?? 'friend';
+    if (role !== 'owner' && role !== 'friend') throw new TelematicsRejection(`unknown role ${role}`);
+    const state = carStateOf(serverState);
+    if (state === 'terminated') throw new TelematicsRejection(`${fields.cmd} cannot add a terminated key`);
+    let computed: string;
+    try {
+      computed = toHex(computeKeyIdentifier(P256PublicKey.fromPoint(endpointPublicKey).point, this.profile));
+    } catch {
+      throw new TelematicsRejection('endpointPublicKey is not a P-256 point');
+    }
+    if (computed !== keyId) throw new TelematicsRejection('keyId does not match endpointPublicKey');
+    if (this.#denied.has(keyId)) throw new TelematicsRejection(`key ${keyId} is on the deny-list`);
+    this.enroll({ endpointPublicKey, role, entitlements: decodeEntitlementsField(fields), state }, 'telematics');
+  }
+
+  /**
+   * A full SYNC (§8): the server's list aligns every key it names — terminated ones are revoked,
+   * live ones take the server's state and entitlements, and a live key the car lost is re-added.
+   * Keys the server does not name are left alone (the car reports what it enrolled itself).
+   */
+  #sync(command: TelematicsCommand): void {
+    const keys: unknown = command.keys ?? [];
+    if (!Array.isArray(keys)) throw new TelematicsRejection('SYNC keys must be a list');
+    // Checked whole before anything is applied: a malformed SYNC changes nothing.
+    const entries = (keys as unknown[]).map((raw) => {
+      const entry = raw as SyncKeyEntry | null;
+      if (typeof entry !== 'object' || entry === null || typeof entry.keyId !== 'string' || !KEY_ID.test(entry.keyId)) {
+        throw new TelematicsRejection('SYNC entry needs a keyId');
+      }
+      return { entry, state: carStateOf(entry.state) };
+    });
+    for (const { entry, state } of entries) {
+      const known = this.#entries.get(entry.keyId);
+      if (state === 'terminated' || this.#denied.has(entry.keyId)) {
+        if (state === 'terminated') this.deny(entry.keyId, 'telematics');
+        continue;
+      }
+      if (!known) {
+        this.#addKey({ ...entry, cmd: 'SYNC' }, state);
+        continue;
+      }
+      if (entry.entitlements !== undefined) {
+        known.entitlements = decodeEntitlementsField({ ...entry, cmd: 'SYNC' });
+      }
+      if (known.state !== state) this.setState(entry.keyId, state, 'telematics');
+    }
   }
 
   *#candidates(): Generator<Candidate> {
@@ -310,13 +360,18 @@ function summarise(entry: EndpointEntry): EndpointSummary {
   };
 }
 
-function requireField(command: TelematicsCommand, field: 'keyId' | 'endpointPublicKey' | 'entitlements'): string {
+/** The fields an ADD_KEY carries; a SYNC entry carries the same ones. */
+type AddKeyFields = Pick<TelematicsCommand, 'cmd' | 'keyId' | 'endpointPublicKey' | 'entitlements' | 'role'>;
+
+const KEY_ID = /^[0-9a-f]{12,16}$/;
+
+function requireField(command: AddKeyFields, field: 'keyId' | 'endpointPublicKey' | 'entitlements'): string {
   const value = command[field];
   if (typeof value !== 'string' || value.length === 0) throw new TelematicsRejection(`${command.cmd} needs ${field}`);
   return field === 'keyId' ? value.toLowerCase() : value;
 }
 
-function decodeHexField(command: TelematicsCommand, field: 'endpointPublicKey' | 'entitlements'): Buffer {
+function decodeHexField(command: AddKeyFields, field: 'endpointPublicKey' | 'entitlements'): Buffer {
   try {
     return fromHex(requireField(command, field));
   } catch (error) {
@@ -325,7 +380,7 @@ function decodeHexField(command: TelematicsCommand, field: 'endpointPublicKey' |
   }
 }
 
-function decodeEntitlementsField(command: TelematicsCommand): Entitlements {
+function decodeEntitlementsField(command: AddKeyFields): Entitlements {
   const bytes = decodeHexField(command, 'entitlements');
   try {
     return decodeEntitlements(bytes);

@@ -85,6 +85,8 @@ export interface ReaderContext {
   readonly ktsPublicKey?: P256PublicKey;
   /** Called after the car enrolled a friend offline from its attestation (§7 step 5). */
   readonly onFriendEnrolled?: (keyId: string) => void;
+  /** Keys the car revoked from an owner's revocation relay (§4.7): reported to the server. */
+  readonly onRelayedRevocation?: (keyIds: readonly string[]) => void;
   signReader(context: SignatureContext): Buffer;
 }
 
@@ -363,7 +365,8 @@ export class VehicleReader {
       const header = mailbox.status === 'ok' ? mailbox.reads[0] : undefined;
       if (endpoint.role === 'owner' && header?.length === MAILBOX_HEADER_LENGTH) {
         const relay = readRevocationRelay(header);
-        if (relay) c.keyList.applyRevocationRelay(endpoint, relay.version, relay.keyIdentifiers);
+        const revoked = relay ? c.keyList.applyRevocationRelay(endpoint, relay.version, relay.keyIdentifiers) : [];
+        if (revoked.length > 0) c.onRelayedRevocation?.(revoked);
       }
       if (endpoint.state !== 'active') return await deny('key-revoked', 'key-suspended-or-revoked', 'relayed');
 

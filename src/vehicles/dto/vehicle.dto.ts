@@ -72,6 +72,14 @@ export class VehicleResponse {
   @ApiProperty() keyListVersion!: number;
   @ApiProperty() ackedKeyListVersion!: number;
   @ApiProperty({ nullable: true, type: String }) ackedKeyListDigest!: string | null;
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    format: 'date-time',
+    description:
+      "Since when the car's acked key-list digest has differed from the server's list (a full SYNC was sent once per key-list version); null when they agree.",
+  })
+  keyListMismatchSince!: string | null;
   @ApiProperty({ nullable: true, type: String, format: 'date-time' }) lastSeenAt!: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
 }
