@@ -1,12 +1,12 @@
 import { InitialSchema1796025606325 } from './1796025606325-InitialSchema.js';
 import { AddPairingSessions1796027222060 } from './1796027222060-AddPairingSessions.js';
 import { AddPartnerNotifications1796028909537 } from './1796028909537-AddPartnerNotifications.js';
-import { AddKeyListReconciliation1796034329385 } from './1796034329385-AddKeyListReconciliation.js';
+import { AddKeyListReconciliation1796035706813 } from './1796035706813-AddKeyListReconciliation.js';
 
 /** Every migration in order; listed explicitly so sources and dist/ see the same list. */
 export const MIGRATIONS = [
   InitialSchema1796025606325,
   AddPairingSessions1796027222060,
   AddPartnerNotifications1796028909537,
-  AddKeyListReconciliation1796034329385,
+  AddKeyListReconciliation1796035706813,
 ];

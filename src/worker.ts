@@ -4,6 +4,8 @@ import { startWorker } from './app/worker-process.js';
 
 runProcess('worker', async (config) => {
   const worker = await startWorker(config);
-  process.stderr.write('worker: outbox relay, vehicle-command worker and sweeper running\n');
+  process.stderr.write(
+    `worker: outbox relay, vehicle-command and notification workers and sweeper running; metrics on http://${config.workerMetrics.host}:${worker.metricsPort}/metrics\n`,
+  );
   return worker;
 });

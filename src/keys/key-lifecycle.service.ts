@@ -16,7 +16,6 @@ import { ProblemException } from '../common/errors/problem.js';
 import type { RequestContext } from '../common/request/request-context.js';
 import type { PartnerNotificationType } from '../partner/partner-notification.entity.js';
 import { PartnerNotificationsService } from '../partner/partner-notifications.service.js';
-import { RevocationRelayService } from '../partner/revocation-relay.service.js';
 import { CommandOutboxService } from '../telematics/command-outbox.service.js';
 import { Delivery } from '../telematics/delivery.entity.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
@@ -70,7 +69,6 @@ export class KeyLifecycleService {
     private readonly audit: AuditService,
     private readonly outbox: CommandOutboxService,
     private readonly notifications: PartnerNotificationsService,
-    private readonly relay: RevocationRelayService,
   ) {}
 
   async apply(
@@ -101,7 +99,6 @@ export class KeyLifecycleService {
           );
       }
       await this.change(manager, key, vehicle, operation, context, reason, attested);
-      if (operation === 'terminate') await this.relay.refresh(manager, vehicle, context.correlationId);
       return toKeyView(key, vehicle);
     });
   }
@@ -217,7 +214,6 @@ export class KeyLifecycleService {
         lock: { mode: 'pessimistic_write' },
       });
       for (const key of keys) await this.change(manager, key, vehicle, 'terminate', context, reason ?? 'terminate-all');
-      await this.relay.refresh(manager, vehicle, context.correlationId);
       return keys.map((key) => toKeyView(key, vehicle));
     });
   }

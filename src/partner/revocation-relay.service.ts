@@ -4,9 +4,9 @@ import { REVOCATION_RELAY_MAX_KEYS } from '../protocol/mailbox.js';
 import { PartnerNotificationsService } from './partner-notifications.service.js';
 
 /**
- * The revocation relay (PROTOCOL.md §4.7, §5): revocations the car has not acknowledged also
- * ride in each active owner device's private mailbox, so an offline car applies them at the
- * owner's next tap. The server writes that mailbox through the Device OEM: a REVOCATION_RELAY
+ * The revocation relay (PROTOCOL.md §4.7, §5): once a command fails to reach a car, the
+ * revocations it has not acknowledged also ride in each active owner device's private mailbox,
+ * so the offline car applies them at the owner's next tap. The server writes that mailbox through the Device OEM: a REVOCATION_RELAY
  * notification to the owner key, carrying the vehicle's key-list version and the (at most six,
  * oldest first) key ids still `terminating`. Each relay bumps the owner key's `version`, which
  * orders it with the key's other notifications, so the Device OEM keeps only the newest relay.

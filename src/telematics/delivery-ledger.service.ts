@@ -184,8 +184,24 @@ export class DeliveryLedgerService {
       details: { ...step.source },
       correlationId,
     });
-    if (step.to === 'terminated') await this.relay.refresh(manager, vehicle, correlationId);
     return true;
+  }
+
+  /**
+   * A command did not reach the car: from now on its revocations also ride in the owners'
+   * mailboxes (PROTOCOL.md §4.7). Sent once per key-list version, so an online car costs nothing
+   * and a long outage does not repeat the same relay at every retry.
+   */
+  async relayIfUndelivered(vehicleId: string, correlationId: string | null): Promise<void> {
+    await this.dataSource.transaction(async (manager) => {
+      const [rows] = await manager.query<[Array<{ id: string; vehicleIdentifier: string }>, number]>(
+        `UPDATE vehicles SET relayed_key_list_version = key_list_version
+          WHERE id = $1 AND key_list_version > relayed_key_list_version
+      RETURNING id, vehicle_identifier AS "vehicleIdentifier"`,
+        [vehicleId],
+      );
+      if (rows[0]) await this.relay.refresh(manager, rows[0], correlationId);
+    });
   }
 
   /**

@@ -122,6 +122,12 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
       const next = new Date(Date.now() + deliveryBackoffMs(attempt, this.config.delivery));
       await this.ledger.markAttemptFailed(delivery, reason, next);
       this.logger.warn({ msg: 'car unreachable; will retry', attempt, reason, ...log });
+      // While the car is out of reach its revocations also travel through the owners' phones.
+      await this.ledger
+        .relayIfUndelivered(vehicle.id, correlationId)
+        .catch((relayError: unknown) =>
+          this.logger.error({ msg: 'revocation relay not sent', error: String(relayError), ...log }),
+        );
       // Rethrow so BullMQ schedules the retry with the same capped backoff.
       throw error instanceof Error ? error : new Error(reason);
     }

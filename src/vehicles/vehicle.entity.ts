@@ -49,6 +49,10 @@ export class Vehicle {
   @Column({ name: 'sync_key_list_version', type: 'bigint', nullable: true, transformer: bigintColumn })
   syncKeyListVersion!: number | null;
 
+  /** Key-list version the last revocation relay to the owners' devices was sent for (§4.7). */
+  @Column({ name: 'relayed_key_list_version', type: 'bigint', default: 0, transformer: bigintColumn })
+  relayedKeyListVersion!: number;
+
   /** Since when the car's acked key-list digest differs from the server's list; null when they agree. */
   @Column({ name: 'key_list_mismatch_since', type: 'timestamptz', nullable: true })
   keyListMismatchSince!: Date | null;
