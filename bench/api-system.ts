@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { Redis } from 'ioredis';
 import { Client } from 'pg';
+import type { RequestContext } from '../src/common/request/request-context.js';
 import { readPkiSet, writeDevPki, type PkiSet } from '../src/pki/dev-pki.js';
 import type { Measurement } from './report.js';
 
@@ -89,6 +91,44 @@ export async function createBenchPki(): Promise<BenchPki> {
   const dir = mkdtempSync(join(tmpdir(), 'dks-bench-pki-'));
   await writeDevPki(dir);
   return { dir, set: readPkiSet(dir), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The environment of the api and worker processes a benchmark starts (every listener on a free port). */
+export function benchConfig(pki: BenchPki, database: BenchDatabase, queuePrefix: string): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    DATABASE_URL: database.url,
+    REDIS_URL: BENCH_REDIS_URL,
+    PKI_DIR: pki.dir,
+    QUEUE_PREFIX: queuePrefix,
+    API_HOST: '127.0.0.1',
+    API_PORT: '0',
+    ADMIN_HOST: '127.0.0.1',
+    ADMIN_PORT: '0',
+    WORKER_METRICS_HOST: '127.0.0.1',
+    WORKER_METRICS_PORT: '0',
+  };
+}
+
+/** Who the set-up steps act as, in the audit log. */
+export function benchContext(): RequestContext {
+  return { actor: { type: 'operator', id: 'benchmark' }, correlationId: randomUUID() };
+}
+
+/** Deletes a run's queues from Redis. */
+export async function removeQueueKeys(prefix: string): Promise<void> {
+  const redis = new Redis(BENCH_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = nextCursor;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
 }
 
 // -----------------------------------------------------------------------------------------------

@@ -1,11 +1,9 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createECDH, generateKeyPairSync, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
+import { createECDH, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'pg';
-import { Redis } from 'ioredis';
-import type { RequestContext } from '../src/common/request/request-context.js';
 import { loadConfig, type AppConfig } from '../src/config/config.js';
 import { connectDatabase } from '../src/app/dependencies.js';
 import { KeyLifecycleService } from '../src/keys/key-lifecycle.service.js';
@@ -20,7 +18,8 @@ import { VehiclesModule } from '../src/vehicles/vehicles.module.js';
 import { VehiclesService } from '../src/vehicles/vehicles.service.js';
 import { recordingDataSource, replay, servicesContext, type RecordedQuery } from './api-database.js';
 import {
-  BENCH_REDIS_URL,
+  benchConfig,
+  benchContext,
   closedLoop,
   createBenchPki,
   createDatabase,
@@ -29,6 +28,7 @@ import {
   httpRequest,
   measurement,
   openLoop,
+  removeQueueKeys,
   startServerProcess,
   type BenchDatabase,
   type BenchPki,
@@ -82,10 +82,6 @@ const KEEP_ALIVE_CONNECTIONS = 16;
 const HANDSHAKE_CONCURRENCY = 8;
 const OPEN_LOOP_CONNECTIONS = 32;
 const PARTNER = 'device-oem';
-const BENCH_CONTEXT = (): RequestContext => ({
-  actor: { type: 'operator', id: 'benchmark' },
-  correlationId: randomUUID(),
-});
 
 function describe(label: string, summary: LatencySummary): LatencySummary {
   progress(
@@ -150,20 +146,6 @@ async function timeFor(durationMs: number, operation: () => unknown): Promise<Me
 // Set-up: vehicles with an open owner pairing session each, and one registration body per vehicle
 // -----------------------------------------------------------------------------------------------
 
-function benchConfig(pki: BenchPki, database: BenchDatabase, queuePrefix: string): Record<string, string> {
-  return {
-    NODE_ENV: 'production',
-    DATABASE_URL: database.url,
-    REDIS_URL: BENCH_REDIS_URL,
-    PKI_DIR: pki.dir,
-    QUEUE_PREFIX: queuePrefix,
-    API_HOST: '127.0.0.1',
-    API_PORT: '0',
-    ADMIN_HOST: '127.0.0.1',
-    ADMIN_PORT: '0',
-  };
-}
-
 /** Provisions `count` vehicles and opens an owner pairing session on each, through the project's services. */
 async function provisionFleet(config: AppConfig, count: number): Promise<string[]> {
   const dataSource = await connectDatabase(config, { applicationName: 'dks-bench-setup', poolSize: 8 });
@@ -184,9 +166,9 @@ async function provisionFleet(config: AppConfig, count: number): Promise<string[
           const vin = `BN${run}${String(index).padStart(11, '0')}`;
           const vehicle = await vehicles.provision(
             { vin, telematicsUrl: 'https://127.0.0.1:9/commands', publicKey },
-            BENCH_CONTEXT(),
+            benchContext(),
           );
-          await pairing.start(vin, undefined, BENCH_CONTEXT());
+          await pairing.start(vin, undefined, benchContext());
           identifiers[index] = vehicle.vehicleIdentifier;
           if ((index + 1) % 1_000 === 0) progress(`    ${index + 1} of ${count}`);
         }
@@ -315,7 +297,7 @@ async function databasePaths(config: AppConfig, source: BenchDatabase, copy: Ben
     const revoke = await path(
       'revoke transaction (KeyLifecycleService.apply terminate, as POST /partner/v1/keys/{keyId}/terminate)',
       (round) => keys.slice(round * PLAN.revokes, (round + 1) * PLAN.revokes),
-      (key) => lifecycle.apply(key, 'terminate', BENCH_CONTEXT(), { partner: PARTNER }, 'benchmark'),
+      (key) => lifecycle.apply(key, 'terminate', benchContext(), { partner: PARTNER }, 'benchmark'),
     );
     return { lookup, revoke };
   } finally {
@@ -328,21 +310,6 @@ async function databasePaths(config: AppConfig, source: BenchDatabase, copy: Ben
 // -----------------------------------------------------------------------------------------------
 // Main
 // -----------------------------------------------------------------------------------------------
-
-async function removeQueueKeys(prefix: string): Promise<void> {
-  const redis = new Redis(BENCH_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = nextCursor;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 async function main(): Promise<void> {
   progress(`api benchmark: node ${process.version}, ${cpus().length} cores${quickRun ? ' (quick)' : ''}`);
