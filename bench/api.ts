@@ -39,6 +39,7 @@ import {
   concatenateMeasurements,
   printReport,
   progress,
+  progressSummary,
   quickRun,
   round,
   summariseLatencies,
@@ -83,14 +84,6 @@ const HANDSHAKE_CONCURRENCY = 8;
 const OPEN_LOOP_CONNECTIONS = 32;
 const PARTNER = 'device-oem';
 
-function describe(label: string, summary: LatencySummary): LatencySummary {
-  progress(
-    `    ${label}: ${summary.rate.toFixed(0)}/s, p50 ${summary.p50Ms.toFixed(2)} ms, p99 ${summary.p99Ms.toFixed(2)} ms` +
-      ` (${summary.count})${summary.failures ? `, ${summary.failures} FAILED` : ''}`,
-  );
-  return summary;
-}
-
 /** Runs each labelled measurement once per round, interleaved, so noise weighs on all alike. */
 async function interleaved<K extends string>(
   runs: Record<K, () => Promise<Measurement>>,
@@ -106,7 +99,7 @@ async function interleaved<K extends string>(
   return Object.fromEntries(
     Object.keys(runs).map((key) => [
       key,
-      describe(key, summariseLatencies([concatenateMeasurements(taken[key as K])])),
+      progressSummary(key, summariseLatencies([concatenateMeasurements(taken[key as K])])),
     ]),
   ) as Record<K, LatencySummary>;
 }
@@ -285,8 +278,8 @@ async function databasePaths(config: AppConfig, source: BenchDatabase, copy: Ben
         raw.push(await timeEach(statements, (sql) => replay(pool, sql)));
       }
       return {
-        service: describe('services (TypeORM)', summariseLatencies([concatenateMeasurements(service)])),
-        raw: describe('raw pg, same statements', summariseLatencies([concatenateMeasurements(raw)])),
+        service: progressSummary('services (TypeORM)', summariseLatencies([concatenateMeasurements(service)])),
+        raw: progressSummary('raw pg, same statements', summariseLatencies([concatenateMeasurements(raw)])),
       };
     };
     const lookup = await path(
@@ -408,7 +401,7 @@ async function main(): Promise<void> {
     const register = async (server: ServerProcess, label: string, expectStatus: number) => {
       const options = { ratePerSecond: RATE, connections: OPEN_LOOP_CONNECTIONS, expectStatus };
       await openLoop(target(server), warmUp, options);
-      return describe(label, summariseLatencies([await openLoop(target(server), measured, options)]));
+      return progressSummary(label, summariseLatencies([await openLoop(target(server), measured, options)]));
     };
     const registerFloor = await register(floor, 'plain Fastify, parse + verify chain', 201);
     const registerApi = await register(api, 'api', 201);
@@ -429,110 +422,110 @@ async function main(): Promise<void> {
     const db = await databasePaths(config, database, copy);
 
     // --- results ---
-    const sustained = registerApi.count / Math.max(PLAN.registerSeconds, registerApi.count / registerApi.rate);
-    const sustainedFloor =
-      registerFloor.count / Math.max(PLAN.registerSeconds, registerFloor.count / registerFloor.rate);
+    /** One figure; `digits` rounds value, floor and target alike. */
+    const figure = (
+      name: string,
+      unit: string,
+      digits: number,
+      value: number,
+      floor: number,
+      target: number | null = null,
+      ok: boolean | null = null,
+    ) =>
+      row({
+        name,
+        value: round(value, digits),
+        unit,
+        floor: round(floor, digits),
+        target: target === null ? null : round(target, digits),
+        ok,
+      });
+    const sustained = (summary: LatencySummary) =>
+      summary.count / Math.max(PLAN.registerSeconds, summary.count / summary.rate);
     const registerValid = registerApi.failures === 0 && registerApi.count === measuredCount;
-    row({
-      name: `POST /partner/v1/keys throughput at ${RATE}/s offered`,
-      value: round(sustained, 1),
-      unit: 'req/s',
-      floor: round(sustainedFloor, 1),
-      target: round(RATE * TARGETS.sustainedShare, 1),
-      ok: registerValid && sustained >= RATE * TARGETS.sustainedShare,
-    });
-    row({
-      name: `POST /partner/v1/keys p50 at ${RATE}/s`,
-      value: round(registerApi.p50Ms, 2),
-      unit: 'ms',
-      floor: round(registerFloor.p50Ms, 2),
-      target: null,
-      ok: null,
-    });
-    row({
-      name: `POST /partner/v1/keys p99 at ${RATE}/s`,
-      value: round(registerApi.p99Ms, 2),
-      unit: 'ms',
-      floor: round(registerFloor.p99Ms, 2),
-      target: TARGETS.registerP99Ms,
-      ok: registerValid && registerApi.p99Ms <= TARGETS.registerP99Ms,
-    });
-    row({
-      name: 'api peak RSS (VmHWM) after the register-key load',
-      value: round(apiRss, 1),
-      unit: 'MiB',
-      floor: round(floorRss, 1),
-      target: null,
-      ok: null,
-    });
+    const offered = `at ${RATE}/s offered`;
+    const sustainedTarget = RATE * TARGETS.sustainedShare;
+    figure(
+      `POST /partner/v1/keys throughput ${offered}`,
+      'req/s',
+      1,
+      sustained(registerApi),
+      sustained(registerFloor),
+      sustainedTarget,
+      registerValid && sustained(registerApi) >= sustainedTarget,
+    );
+    figure(`POST /partner/v1/keys p50 ${offered}`, 'ms', 2, registerApi.p50Ms, registerFloor.p50Ms);
+    figure(
+      `POST /partner/v1/keys p99 ${offered}`,
+      'ms',
+      2,
+      registerApi.p99Ms,
+      registerFloor.p99Ms,
+      TARGETS.registerP99Ms,
+      registerValid && registerApi.p99Ms <= TARGETS.registerP99Ms,
+    );
+    figure('api peak RSS (VmHWM) after the register-key load', 'MiB', 1, apiRss, floorRss);
     const heartbeatApi = heartbeat['api GET /partner/v1/heartbeat'];
     const trivial = heartbeat['plain Fastify, trivial JSON'];
-    row({
-      name: 'GET /partner/v1/heartbeat keep-alive (identity cached per socket)',
-      value: round(heartbeatApi.rate, 0),
-      unit: 'req/s',
-      floor: round(trivial.rate, 0),
-      target: round(trivial.rate * TARGETS.heartbeatShare, 0),
-      ok: heartbeatApi.failures === 0 && heartbeatApi.rate >= trivial.rate * TARGETS.heartbeatShare,
-    });
+    const heartbeatTarget = trivial.rate * TARGETS.heartbeatShare;
+    figure(
+      'GET /partner/v1/heartbeat keep-alive (identity cached per socket)',
+      'req/s',
+      0,
+      heartbeatApi.rate,
+      trivial.rate,
+      heartbeatTarget,
+      heartbeatApi.failures === 0 && heartbeatApi.rate >= heartbeatTarget,
+    );
     for (const variant of ['per request', 'per socket'] as const) {
-      const summary = heartbeat[`plain Fastify, identity ${variant}`];
-      row({
-        name: `plain Fastify heartbeat, client identity parsed ${variant}`,
-        value: round(summary.rate, 0),
-        unit: 'req/s',
-        floor: round(trivial.rate, 0),
-        target: null,
-        ok: null,
-      });
+      figure(
+        `plain Fastify heartbeat, client identity parsed ${variant}`,
+        'req/s',
+        0,
+        heartbeat[`plain Fastify, identity ${variant}`].rate,
+        trivial.rate,
+      );
     }
-    row({
-      name: 'new mTLS handshakes while serving (no keep-alive, no resumption)',
-      value: round(handshakes['api heartbeat'].rate, 0),
-      unit: 'handshakes/s',
-      floor: round(handshakes['plain Fastify'].rate, 0),
-      target: null,
-      ok: null,
-    });
-    const requestPath = chains['EndpointChainVerifier (request path)'];
-    const bare = chains['bare node:crypto X509Certificate'];
-    const peculiar = chains['@peculiar/x509'];
-    row({
-      name: 'endpoint chain verification, EndpointChainVerifier (node:crypto; the request path)',
-      value: round(requestPath.rate, 0),
-      unit: 'chains/s',
-      floor: round(bare.rate, 0),
-      target: null,
-      ok: null,
-    });
-    row({
-      name: 'chain verification, node:crypto X509Certificate (floor: @peculiar/x509 as the peer)',
-      value: round(bare.rate, 0),
-      unit: 'chains/s',
-      floor: round(peculiar.rate, 0),
-      target: round(peculiar.rate, 0),
-      ok: bare.rate > peculiar.rate,
-    });
+    figure(
+      'new mTLS handshakes while serving (no keep-alive, no resumption)',
+      'handshakes/s',
+      0,
+      handshakes['api heartbeat'].rate,
+      handshakes['plain Fastify'].rate,
+    );
+    const bare = chains['bare node:crypto X509Certificate'].rate;
+    const peculiar = chains['@peculiar/x509'].rate;
+    figure(
+      'endpoint chain verification, EndpointChainVerifier (node:crypto; the request path)',
+      'chains/s',
+      0,
+      chains['EndpointChainVerifier (request path)'].rate,
+      bare,
+    );
+    figure(
+      'chain verification, node:crypto X509Certificate (floor: @peculiar/x509 as the peer)',
+      'chains/s',
+      0,
+      bare,
+      peculiar,
+      peculiar,
+      bare > peculiar,
+    );
     for (const [label, paths] of [
       ['key lookup', db.lookup],
       ['revoke transaction', db.revoke],
     ] as const) {
-      row({
-        name: `PostgreSQL ${label}, services (floor: raw pg, same statements)`,
-        value: round(paths.service.rate, 0),
-        unit: 'ops/s',
-        floor: round(paths.raw.rate, 0),
-        target: round(paths.raw.rate * TARGETS.databaseShare, 0),
-        ok: paths.service.rate >= paths.raw.rate * TARGETS.databaseShare,
-      });
-      row({
-        name: `PostgreSQL ${label} p50, services`,
-        value: round(paths.service.p50Ms, 3),
-        unit: 'ms',
-        floor: round(paths.raw.p50Ms, 3),
-        target: null,
-        ok: null,
-      });
+      const databaseTarget = paths.raw.rate * TARGETS.databaseShare;
+      figure(
+        `PostgreSQL ${label}, services (floor: raw pg, same statements)`,
+        'ops/s',
+        0,
+        paths.service.rate,
+        paths.raw.rate,
+        databaseTarget,
+        paths.service.rate >= databaseTarget,
+      );
+      figure(`PostgreSQL ${label} p50, services`, 'ms', 3, paths.service.p50Ms, paths.raw.p50Ms);
     }
   } finally {
     progress('  … cleaning up');

@@ -20,6 +20,7 @@ import {
   concatenateMeasurements,
   printReport,
   progress,
+  progressSummary,
   quickRun,
   round,
   summariseLatencies,
@@ -162,14 +163,6 @@ function inWorker(task: Task): Promise<Measurement> {
 // Main side
 // -----------------------------------------------------------------------------------------------
 
-function report(label: string, summary: LatencySummary): LatencySummary {
-  progress(
-    `    ${label}: ${summary.rate.toFixed(1)}/s, p50 ${summary.p50Ms.toFixed(2)} ms, p99 ${summary.p99Ms.toFixed(2)} ms` +
-      ` (${summary.count})${summary.failures ? `, ${summary.failures} FAILED` : ''}`,
-  );
-  return summary;
-}
-
 /**
  * Floor and measured path of one configuration. In one thread they alternate in rounds, so a
  * noisy neighbour on a shared machine weighs on both alike; worker threads run one round.
@@ -185,8 +178,8 @@ async function compare(
     const inWorkers = (path: Path, durationMs: number) =>
       Promise.all(Array.from({ length: threads }, () => inWorker({ ...base, path, durationMs })));
     return {
-      floor: report('floor', summariseLatencies(await inWorkers('floor', floorMs))),
-      measured: report('measured', summariseLatencies(await inWorkers('measured', measuredMs))),
+      floor: progressSummary('floor', summariseLatencies(await inWorkers('floor', floorMs))),
+      measured: progressSummary('measured', summariseLatencies(await inWorkers('measured', measuredMs))),
     };
   }
   const floors: Measurement[] = [];
@@ -196,8 +189,8 @@ async function compare(
     measurements.push(await measure({ ...base, path: 'measured', durationMs: measuredMs / ROUNDS }));
   }
   return {
-    floor: report('floor', summariseLatencies([concatenateMeasurements(floors)])),
-    measured: report('measured', summariseLatencies([concatenateMeasurements(measurements)])),
+    floor: progressSummary('floor', summariseLatencies([concatenateMeasurements(floors)])),
+    measured: progressSummary('measured', summariseLatencies([concatenateMeasurements(measurements)])),
   };
 }
 

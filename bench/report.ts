@@ -75,6 +75,15 @@ export function progress(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/** One progress line for a measured configuration; returns the summary for chaining. */
+export function progressSummary(label: string, summary: LatencySummary): LatencySummary {
+  progress(
+    `    ${label}: ${summary.rate.toFixed(1)}/s, p50 ${summary.p50Ms.toFixed(2)} ms, p99 ${summary.p99Ms.toFixed(2)} ms` +
+      ` (${summary.count})${summary.failures ? `, ${summary.failures} FAILED` : ''}`,
+  );
+  return summary;
+}
+
 export function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
