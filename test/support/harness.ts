@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
-import { request as httpRequest } from 'node:http';
 import { loadConfig, pkiMaterialFromSet, type AppConfig } from '../../src/config/config.js';
 import { createApiServer, type ApiServer } from '../../src/app/server.js';
 import { startWorker, type WorkerProcess } from '../../src/app/worker-process.js';
@@ -15,7 +14,16 @@ import {
   privateKeyToPem,
   type CertificateProfile,
 } from '../../src/pki/certificate-issuer.js';
+import {
+  eventually,
+  httpJson,
+  parseBody,
+  type HttpJsonOptions,
+  type HttpResult,
+} from '../../src/sim/world/http-json.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+
+export { eventually, type HttpResult };
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -174,57 +182,14 @@ export async function startTestSystem(
   return system;
 }
 
-export interface HttpResult<T = unknown> {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: T;
-  text: string;
-}
-
-function parse<T>(text: string): T {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return text as unknown as T;
-  }
-}
-
 /** Plain HTTP to the admin listener. */
 export function adminRequest<T = unknown>(
   system: TestSystem,
   method: string,
   path: string,
-  options: { token?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> } = {},
+  options: HttpJsonOptions = {},
 ): Promise<HttpResult<T>> {
-  const payload =
-    options.rawBody !== undefined
-      ? options.rawBody
-      : options.body !== undefined
-        ? JSON.stringify(options.body)
-        : undefined;
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      `${system.adminUrl}${path}`,
-      {
-        method,
-        headers: {
-          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-          ...options.headers,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parse<T>(text), text });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+  return httpJson<T>(method, `${system.adminUrl}${path}`, options);
 }
 
 /** HTTPS with a client certificate to the mTLS listener; the server certificate is verified. */
@@ -252,7 +217,7 @@ export function mtlsRequest<T = unknown>(
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parse<T>(text), text });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseBody<T>(text), text });
         });
         res.on('error', reject);
       },
@@ -270,22 +235,6 @@ export function newVehicleKeyPair(): { privateKey: KeyObject; publicKeyPem: stri
 
 export function keyFromPem(pem: string): KeyObject {
   return createPrivateKey(pem);
-}
-
-export async function eventually<T>(
-  probe: () => T | Promise<T>,
-  accept: (value: T) => boolean,
-  { timeoutMs = 15_000, intervalMs = 50 } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T = await probe();
-  while (!accept(last)) {
-    if (Date.now() > deadline)
-      throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(last)}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-    last = await probe();
-  }
-  return last;
 }
 
 export const TEST_VIN = (n: number) => `WDD1234567A${String(n).padStart(6, '0')}`;

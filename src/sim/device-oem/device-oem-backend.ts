@@ -48,6 +48,8 @@ export interface DeviceOemBackendOptions {
   clock?: () => number;
   host?: string;
   port?: number;
+  /** Called after a verified notification was taken (applied, held, or dropped as a repeat). */
+  onNotification?: (received: ReceivedNotification) => void;
 }
 
 export interface PartnerResponse<T> {
@@ -317,6 +319,21 @@ export class DeviceOemBackend {
     return this.#forEachKey(deviceId, 'resume', reason);
   }
 
+  /** A key deleted in the Wallet, with the SE's termination proof (`POST /partner/v1/keys/{keyId}/terminate`, §5). */
+  async terminateKey(
+    keyId: string,
+    terminationAttestation: string,
+    reason = 'deleted in the wallet',
+  ): Promise<PartnerKey> {
+    checkKeyId(keyId);
+    const response = await this.call<PartnerKey>('POST', `/partner/v1/keys/${keyId}/terminate`, {
+      reason,
+      terminationAttestation,
+    });
+    if (response.status !== 200) throw new PartnerCallError(response.status, response.body);
+    return response.body;
+  }
+
   async #forEachKey(deviceId: string, operation: 'suspend' | 'resume', reason: string): Promise<PartnerKey[]> {
     const keys: PartnerKey[] = [];
     for (const keyId of this.keysOf(deviceId)) {
@@ -466,12 +483,14 @@ export class DeviceOemBackend {
     if (!isKeyNotification(payload)) throw new NotificationRefusal('the notification payload is malformed');
     const notification = payload;
     const record = (disposition: NotificationDisposition, deviceId?: string): NotificationDisposition => {
-      this.received.push({
+      const received: ReceivedNotification = {
         notification,
         disposition,
         ...(deviceId === undefined ? {} : { deviceId }),
         at: new Date().toISOString(),
-      });
+      };
+      this.received.push(received);
+      this.options.onNotification?.(received);
       return disposition;
     };
     // From here on nothing awaits: the checks and the updates below cannot interleave with another request.

@@ -17,6 +17,8 @@ export interface TelematicsEndpointOptions {
   unitFor: (vehicleIdentifierOrVin: string) => TelematicsUnit | undefined;
   /** A car that is "offline" makes its endpoint drop the connection. */
   isOnline?: (vehicleIdentifierOrVin: string) => boolean;
+  /** Called after a car answered a command (applied or acknowledged again). */
+  onCommand?: (vehicleIdentifierOrVin: string) => void;
 }
 
 const PATH = /^\/vehicles\/([0-9a-f]{16}|[A-HJ-NPR-Z0-9]{17})\/commands$/;
@@ -59,7 +61,10 @@ export class TelematicsEndpoint {
         }
         if (typeof command !== 'string') return send(400, { error: 'command must be a compact JWS' });
         unit.receive(command).then(
-          (ack) => send(200, { ack }),
+          (ack) => {
+            send(200, { ack });
+            this.options.onCommand?.(id);
+          },
           (error: unknown) =>
             send(error instanceof TelematicsRejection ? 400 : 500, {
               error: error instanceof Error ? error.message : 'failed',

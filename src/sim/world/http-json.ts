@@ -1,0 +1,82 @@
+import { request as httpRequest } from 'node:http';
+
+/** An HTTP answer with its body parsed as JSON when it is JSON (the text otherwise). */
+export interface HttpResult<T = unknown> {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: T;
+  text: string;
+}
+
+export interface HttpJsonOptions {
+  /** Bearer token (operator token on the admin listener). */
+  token?: string;
+  body?: unknown;
+  /** Sent as is instead of `body` (malformed-input tests). */
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+}
+
+/** The body as JSON when it parses, else the text. */
+export function parseBody<T>(text: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return text as unknown as T;
+  }
+}
+
+/** Plain HTTP with a JSON body: the server's admin listener and the simulator's control API. */
+export function httpJson<T = unknown>(
+  method: string,
+  url: string,
+  options: HttpJsonOptions = {},
+): Promise<HttpResult<T>> {
+  const payload =
+    options.rawBody !== undefined
+      ? options.rawBody
+      : options.body !== undefined
+        ? JSON.stringify(options.body)
+        : undefined;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      {
+        method,
+        headers: {
+          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+          ...options.headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseBody<T>(text), text });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Polls `probe` until `accept` holds; throws with the last value after `timeoutMs`. */
+export async function eventually<T>(
+  probe: () => T | Promise<T>,
+  accept: (value: T) => boolean,
+  { timeoutMs = 15_000, intervalMs = 50 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T = await probe();
+  while (!accept(last)) {
+    if (Date.now() > deadline)
+      throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    last = await probe();
+  }
+  return last;
+}
