@@ -1,4 +1,4 @@
-import { randomUUID, X509Certificate } from 'node:crypto';
+import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { EndpointChainVerifier } from '../../pki/endpoint-chain.js';
 import { fromHex, toHex } from '../../protocol/bytes.js';
 import { ProtocolError } from '../../protocol/errors.js';
@@ -14,6 +14,7 @@ import {
 import { decodeEntitlements } from '../../protocol/entitlements.js';
 import { decodeKtsReceipt } from '../../protocol/kts-receipt.js';
 import { encodeAttestationSlot, encodeRevocationRelay, PRIVATE_MAILBOX_LAYOUT } from '../../protocol/mailbox.js';
+import { encodeTerminationProof } from '../../protocol/termination-attestation.js';
 import type { TransactionCode } from '../../protocol/transaction.js';
 import type {
   KeyNotification,
@@ -21,6 +22,7 @@ import type {
   KeyRegistration,
   KeyRegistrationRequest,
   ManagedDevice,
+  PartnerKey,
 } from '../device-oem/device-oem-backend.js';
 import { MAX_INVITATION_MAILBOX_MS, type InvitationRelay } from '../device-oem/invitation-relay.js';
 import { NfcLink, type NfcLinkOptions } from '../nfc/nfc-link.js';
@@ -38,6 +40,8 @@ import type { PairingEvent, PairingReason, PairingResult, ReaderLocation } from 
 /** The part of the phone maker's backend a phone uses to register a key (`DeviceOemBackend` implements it). */
 export interface KeyRegistrar {
   registerKey(request: KeyRegistrationRequest): Promise<KeyRegistration>;
+  /** Reports a key deleted in the Wallet with its termination proof (base64, §5). */
+  terminateKey?(keyId: string, terminationAttestation: string, reason?: string): Promise<PartnerKey>;
   /** The maker's invitation mailboxes and share-link base (§7 step 1). */
   readonly invitations?: InvitationRelay;
   readonly shareBaseUrl?: string;
@@ -138,6 +142,23 @@ export interface ShareInvitation {
 
 type WalletEntry = Omit<WalletKey, 'keyState'>;
 
+/**
+ * A phone as its Wallet and SE hold it: the SE's applet state sealed under the phone's storage
+ * key (`SoftwareSecureElement.exportState`), which the snapshot carries, so the whole snapshot
+ * must be sealed again by its keeper.
+ */
+export interface DeviceSnapshot {
+  deviceId: string;
+  model: string;
+  osVersion?: string;
+  /** The phone's hardware-bound storage key (32 bytes, hex). */
+  storageKey: string;
+  /** The sealed SE state, base64. */
+  secureElement: string;
+  wallet: WalletEntry[];
+  keyUpdates: DeviceKeyUpdate[];
+}
+
 /** Default validity of a shared key (§7): a week. */
 export const DEFAULT_SHARE_VALIDITY_MS = 7 * 86_400_000;
 
@@ -184,12 +205,58 @@ export class SimulatedDevice implements ManagedDevice {
   readonly #friendRequests = new Map<string, FriendKeyRequest>();
   /** Owner side: invitations sent and not yet answered, by mailbox id (§7 step 1). */
   readonly #invitations = new Map<string, InvitationPayload>();
+  /** Seals the SE state at rest (the phone's hardware-bound storage key in real life). */
+  readonly #storageKey: Buffer;
 
-  constructor(options: SimulatedDeviceOptions) {
+  /** `restored`: the SE and storage key of a snapshot (`fromSnapshot`); a new, empty SE otherwise. */
+  constructor(
+    options: SimulatedDeviceOptions,
+    restored?: { secureElement: SoftwareSecureElement; storageKey: Buffer },
+  ) {
     this.#options = options;
     this.model = options.model ?? 'Simulated Phone';
     this.deviceId = options.deviceId ?? randomUUID();
-    this.secureElement = new SoftwareSecureElement({ ...options.secureElement, instanceCa: options.instanceCa });
+    this.secureElement =
+      restored?.secureElement ??
+      new SoftwareSecureElement({ ...options.secureElement, instanceCa: options.instanceCa });
+    this.#storageKey = restored?.storageKey ?? randomBytes(32);
+  }
+
+  /** The phone's state; the SE part is sealed, the rest (and the storage key) is for the caller to seal. */
+  toSnapshot(): DeviceSnapshot {
+    return {
+      deviceId: this.deviceId,
+      model: this.model,
+      ...(this.#options.osVersion ? { osVersion: this.#options.osVersion } : {}),
+      storageKey: this.#storageKey.toString('hex'),
+      secureElement: this.secureElement.exportState(this.#storageKey).toString('base64'),
+      wallet: [...this.#wallet.values()],
+      keyUpdates: [...this.keyUpdates],
+    };
+  }
+
+  /** A phone as `toSnapshot` left it; a tampered SE blob or a wrong storage key is refused. */
+  static fromSnapshot(
+    snapshot: DeviceSnapshot,
+    options: Omit<SimulatedDeviceOptions, 'deviceId' | 'model' | 'osVersion'>,
+  ): SimulatedDevice {
+    const storageKey = Buffer.from(snapshot.storageKey, 'hex');
+    const secureElement = SoftwareSecureElement.importState(Buffer.from(snapshot.secureElement, 'base64'), storageKey, {
+      ...options.secureElement,
+      instanceCa: options.instanceCa,
+    });
+    const phone = new SimulatedDevice(
+      {
+        ...options,
+        deviceId: snapshot.deviceId,
+        model: snapshot.model,
+        ...(snapshot.osVersion ? { osVersion: snapshot.osVersion } : {}),
+      },
+      { secureElement, storageKey },
+    );
+    for (const entry of snapshot.wallet) phone.#wallet.set(entry.keyId, entry);
+    phone.keyUpdates.push(...snapshot.keyUpdates);
+    return phone;
   }
 
   get wallet(): WalletKey[] {
@@ -471,6 +538,23 @@ export class SimulatedDevice implements ManagedDevice {
       ktsReceiptIssuedAtMs: registration.ktsReceipt.issuedAtMs,
     });
     return this.walletKey(keyId)!;
+  }
+
+  /**
+   * The user deletes the key in the Wallet (§5): the SE disables it at once and signs the
+   * termination attestation with the endpoint key, which it then destroys; the phone reports the
+   * deletion with that proof through its maker's backend. Returns the server's view of the key.
+   */
+  async deleteKey(keyId: string, reason = 'deleted in the wallet'): Promise<PartnerKey> {
+    const registrar = this.#options.deviceOem;
+    if (!registrar?.terminateKey) throw new DeviceRegistrationError('this device has no Device OEM account');
+    const attestation = this.secureElement.terminateKey(keyId);
+    const proof = encodeTerminationProof({
+      counter: attestation.counter,
+      unixMs: attestation.unixMs,
+      signature: attestation.signature,
+    });
+    return registrar.terminateKey(keyId, proof.toString('base64'), reason);
   }
 
   // ---------------------------------------------------------------------------------------------

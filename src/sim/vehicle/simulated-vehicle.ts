@@ -1,4 +1,4 @@
-import { createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { checkLength, toHex } from '../../protocol/bytes.js';
 import { EphemeralKeyPair, P256KeyPair, P256PublicKey } from '../../protocol/crypto/p256.js';
 import { READER_LOCATION } from '../../protocol/ecp.js';
@@ -28,9 +28,15 @@ import {
   type CarKeyState,
   type PairingEvent,
   type ReaderLocation,
+  type VehicleEvent,
 } from './vehicle-events.js';
-import { VehicleKeyList, type EndpointSummary, type EnrollEndpointRequest } from './vehicle-key-list.js';
-import { VehiclePairingMode, type PairingModeSummary } from './vehicle-pairing-mode.js';
+import {
+  VehicleKeyList,
+  type EndpointSummary,
+  type EnrollEndpointRequest,
+  type KeyListSnapshot,
+} from './vehicle-key-list.js';
+import { VehiclePairingMode, type PairingModeSnapshot, type PairingModeSummary } from './vehicle-pairing-mode.js';
 import { VehicleReader, type ReaderContext } from './vehicle-reader.js';
 
 export interface SimulatedVehicleOptions {
@@ -68,6 +74,27 @@ export interface SimulatedVehicleOptions {
 export const DEFAULT_MANUFACTURER_CODE = 0x0d4;
 
 /**
+ * Everything a car holds, its private key and Kpersistents included: only for persistence sealed
+ * by its keeper (`toSnapshot` / `fromSnapshot`).
+ */
+export interface VehicleSnapshot {
+  /** 8 bytes, hex. */
+  vehicleIdentifier: string;
+  /** PKCS#8 PEM. */
+  vehiclePrivateKeyPem: string;
+  vehicleCertificatePem?: string;
+  vehicleOemRootPem?: string;
+  ktsPublicKeyPem?: string;
+  telematics?: { telematicsPublicKeyPem: string; lastSeq: number; keyListVersion: number };
+  keyList: KeyListSnapshot;
+  pairingMode: PairingModeSnapshot;
+  events: { entries: VehicleEvent[]; total: number };
+  ecu: { state: EcuState; actuations: number };
+  /** FRIEND_ENROLLED reports the server has not answered yet. */
+  pendingReports: VehicleReport[];
+}
+
+/**
  * An NFC-emulated car (§1): vehicle key pair (the private key never leaves this object), allow-
  * and deny-list of endpoints with Kpersistent, a forward-only key-list version, readers at the
  * door, console and trunk, an ECU, and an event log of every decision. The key list is what the
@@ -87,6 +114,7 @@ export class SimulatedVehicle {
   readonly #pairingMode = new VehiclePairingMode();
   readonly #pairingReader: PairingReader;
   readonly #clock: () => number;
+  readonly #ktsPublicKeyPem: string | undefined;
   #telematics: TelematicsUnit | undefined;
   #reporter: VehicleEventReporter | undefined;
   /** Reports made before a reporter was attached (friend enrollments, relayed revocations). */
@@ -104,6 +132,9 @@ export class SimulatedVehicle {
       : P256KeyPair.generate();
     const clock = options.clock ?? Date.now;
     this.#clock = clock;
+    this.#ktsPublicKeyPem = options.ktsPublicKey
+      ? asPublicKey(options.ktsPublicKey).export({ type: 'spki', format: 'pem' }).toString()
+      : undefined;
     this.events = new VehicleEventLog(options.eventLogCapacity ?? DEFAULT_EVENT_LOG_CAPACITY);
     this.#keyList = new VehicleKeyList(this.keyIdentifierProfile, this.events, clock);
     const vehicleKey = this.#vehicleKey;
@@ -332,6 +363,55 @@ export class SimulatedVehicle {
   /** Coverage of the car's own uplink: reports queue while offline and go out when back. */
   setOnline(online: boolean): void {
     this.#reporter?.setOnline(online);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Persistence
+  // ---------------------------------------------------------------------------------------------
+
+  /** The car's whole state, private key included: the caller must seal it before it leaves memory. */
+  toSnapshot(): VehicleSnapshot {
+    const telematics = this.#telematics;
+    return {
+      vehicleIdentifier: this.vehicleIdentifierHex,
+      vehiclePrivateKeyPem: this.#vehicleKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      ...(this.vehicleCertificatePem ? { vehicleCertificatePem: this.vehicleCertificatePem } : {}),
+      ...(this.vehicleOemRootPem ? { vehicleOemRootPem: this.vehicleOemRootPem } : {}),
+      ...(this.#ktsPublicKeyPem ? { ktsPublicKeyPem: this.#ktsPublicKeyPem } : {}),
+      ...(telematics
+        ? { telematics: { telematicsPublicKeyPem: telematics.telematicsPublicKeyPem, ...telematics.toSnapshot() } }
+        : {}),
+      keyList: this.#keyList.toSnapshot(),
+      pairingMode: this.#pairingMode.toSnapshot(),
+      events: this.events.toSnapshot(),
+      ecu: this.#ecu.toSnapshot(),
+      pendingReports: [...this.pendingReports],
+    };
+  }
+
+  /**
+   * A car as `toSnapshot` left it, with its telematics unit attached; its outbox connects to the
+   * server with `attachServer`, which sends the reports still pending.
+   */
+  static fromSnapshot(snapshot: VehicleSnapshot, options: SimulatedVehicleOptions = {}): SimulatedVehicle {
+    const car = new SimulatedVehicle({
+      ...options,
+      vehicleIdentifier: Buffer.from(snapshot.vehicleIdentifier, 'hex'),
+      vehiclePrivateKey: createPrivateKey(snapshot.vehiclePrivateKeyPem),
+      ...(snapshot.vehicleCertificatePem ? { vehicleCertificatePem: snapshot.vehicleCertificatePem } : {}),
+      ...(snapshot.vehicleOemRootPem ? { vehicleOemRootPem: snapshot.vehicleOemRootPem } : {}),
+      ...(snapshot.ktsPublicKeyPem ? { ktsPublicKey: snapshot.ktsPublicKeyPem } : {}),
+    });
+    car.#keyList.restoreSnapshot(snapshot.keyList);
+    car.#pairingMode.restoreSnapshot(snapshot.pairingMode);
+    car.events.restoreSnapshot(snapshot.events);
+    car.#ecu.restoreSnapshot(snapshot.ecu);
+    car.#unreported.push(...snapshot.pendingReports);
+    if (snapshot.telematics) {
+      const { telematicsPublicKeyPem, ...position } = snapshot.telematics;
+      car.attachTelematics({ telematicsPublicKey: telematicsPublicKeyPem }).restoreSnapshot(position);
+    }
+    return car;
   }
 
   #report(type: VehicleReport['type'], keyId: string): void {

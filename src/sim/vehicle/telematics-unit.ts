@@ -78,6 +78,24 @@ export class TelematicsUnit {
     return this.ack(command.seq);
   }
 
+  /** Where the unit stands in the server's command stream; the pinned key is the car's to keep. */
+  toSnapshot(): { lastSeq: number; keyListVersion: number } {
+    return { lastSeq: this.lastAppliedSeq, keyListVersion: this.keyListVersion };
+  }
+
+  restoreSnapshot(snapshot: { lastSeq: number; keyListVersion: number }): void {
+    if (![snapshot.lastSeq, snapshot.keyListVersion].every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      throw new RangeError('the telematics snapshot holds an invalid sequence number');
+    }
+    this.lastAppliedSeq = snapshot.lastSeq;
+    this.keyListVersion = snapshot.keyListVersion;
+  }
+
+  /** The pinned server key (SPKI PEM). */
+  get telematicsPublicKeyPem(): string {
+    return this.serverKey.export({ type: 'spki', format: 'pem' }).toString();
+  }
+
   keyListDigest(): string {
     return this.#options.keyListDigest();
   }

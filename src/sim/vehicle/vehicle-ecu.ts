@@ -43,6 +43,15 @@ export class VehicleEcu {
     }
   }
 
+  toSnapshot(): { state: EcuState; actuations: number } {
+    return { state: this.#state, actuations: this.#actuations };
+  }
+
+  restoreSnapshot(snapshot: { state: EcuState; actuations: number }): void {
+    this.#state = { ...snapshot.state };
+    this.#actuations = snapshot.actuations;
+  }
+
   /** The driver switches the engine off. */
   stopEngine(): void {
     const { driveLimits: _limits, ...rest } = this.#state;

@@ -166,6 +166,19 @@ export class VehicleEventLog {
     return this.entries().filter((event): event is PairingEvent => event.kind === 'pairing');
   }
 
+  /** The entries (oldest first) and the running total, for persistence. */
+  toSnapshot(): { entries: VehicleEvent[]; total: number } {
+    return { entries: this.entries(), total: this.#total };
+  }
+
+  /** Replaces the log with a snapshot's entries (listeners are not called). */
+  restoreSnapshot(snapshot: { entries: readonly VehicleEvent[]; total: number }): void {
+    const entries = snapshot.entries.slice(-this.#capacity);
+    this.#ring.splice(0, this.#ring.length, ...entries);
+    this.#next = this.#ring.length % this.#capacity;
+    this.#total = Math.max(snapshot.total, entries.length);
+  }
+
   /** Calls `listener` for every later event; returns the unsubscribe function. */
   subscribe(listener: (event: VehicleEvent) => void): () => void {
     this.#listeners.add(listener);

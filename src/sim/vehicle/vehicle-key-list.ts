@@ -1,7 +1,7 @@
 import { fromHex, toHex } from '../../protocol/bytes.js';
 import { KEY_ROLE_CODES, type KeyRole } from '../../protocol/certificate-extensions.js';
 import { P256PublicKey } from '../../protocol/crypto/p256.js';
-import { decodeEntitlements, type Entitlements } from '../../protocol/entitlements.js';
+import { decodeEntitlements, encodeEntitlements, type Entitlements } from '../../protocol/entitlements.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { keyIdentifier as computeKeyIdentifier, type KeyIdentifierProfile } from '../../protocol/identifiers.js';
 import {
@@ -65,6 +65,27 @@ function carStateOf(state: string | undefined): CarKeyState {
   if (state === 'terminating') return 'terminated';
   if (state !== undefined && (CAR_KEY_STATES as readonly string[]).includes(state)) return state as CarKeyState;
   throw new TelematicsRejection(`unknown key state ${String(state)}`);
+}
+
+/** One allow-list entry as a snapshot holds it (hex fields; Kpersistent included). */
+export interface EndpointEntrySnapshot {
+  endpointPublicKey: string;
+  role: KeyRole;
+  /** §6 TLV, hex. */
+  entitlements: string;
+  state: CarKeyState;
+  kpersistent?: string;
+  lastUsedAt?: number;
+  certificateDigest?: string;
+}
+
+/** The whole key list: entries in fast-path order first, the deny-list, the version. */
+export interface KeyListSnapshot {
+  entries: EndpointEntrySnapshot[];
+  /** Key ids holding a Kpersistent, most recently used first. */
+  recentUse: string[];
+  denied: string[];
+  version: number;
 }
 
 interface Candidate extends FastCandidate {
@@ -318,6 +339,56 @@ export class VehicleKeyList {
       }
       if (known.state !== state) this.setState(entry.keyId, state, 'telematics');
     }
+  }
+
+  /** Everything the list holds, Kpersistent included: only for sealed persistence. */
+  toSnapshot(): KeyListSnapshot {
+    return {
+      entries: [...this.#entries.values()].map((entry) => ({
+        endpointPublicKey: toHex(entry.publicKey.point),
+        role: entry.role,
+        entitlements: toHex(encodeEntitlements(entry.entitlements)),
+        state: entry.state,
+        ...(entry.kpersistent ? { kpersistent: toHex(entry.kpersistent) } : {}),
+        ...(entry.lastUsedAt === undefined ? {} : { lastUsedAt: entry.lastUsedAt }),
+        ...(entry.certificateDigest ? { certificateDigest: toHex(entry.certificateDigest) } : {}),
+      })),
+      recentUse: this.#byRecentUse.map((entry) => entry.keyId),
+      denied: [...this.#denied],
+      version: this.#version,
+    };
+  }
+
+  /** Replaces the list's contents with a snapshot's (nothing is logged). */
+  restoreSnapshot(snapshot: KeyListSnapshot): void {
+    this.#entries.clear();
+    this.#denied.clear();
+    for (const saved of snapshot.entries) {
+      if (!(saved.role in KEY_ROLE_CODES) || !CAR_KEY_STATES.includes(saved.state)) {
+        throw new RangeError('the key list snapshot holds an invalid entry');
+      }
+      const publicKey = P256PublicKey.fromPoint(fromHex(saved.endpointPublicKey));
+      const keyIdentifier = computeKeyIdentifier(publicKey.point, this.profile);
+      const keyId = toHex(keyIdentifier);
+      this.#entries.set(keyId, {
+        keyIdentifier,
+        keyId,
+        publicKey,
+        role: saved.role,
+        entitlements: decodeEntitlements(fromHex(saved.entitlements)),
+        state: saved.state,
+        kpersistent: saved.kpersistent === undefined ? undefined : fromHex(saved.kpersistent),
+        lastUsedAt: saved.lastUsedAt,
+        certificateDigest: saved.certificateDigest === undefined ? undefined : fromHex(saved.certificateDigest),
+      });
+    }
+    for (const keyId of snapshot.denied) this.#denied.add(keyId);
+    this.#byRecentUse = snapshot.recentUse.flatMap((keyId) => {
+      const entry = this.#entries.get(keyId);
+      return entry?.kpersistent ? [entry] : [];
+    });
+    this.#version = 0;
+    this.advanceVersion(snapshot.version);
   }
 
   *#candidates(): Generator<Candidate> {

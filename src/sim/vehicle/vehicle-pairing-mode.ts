@@ -19,6 +19,12 @@ export interface PairingModeSummary {
   readonly lockedOut: boolean;
 }
 
+/** The pairing mode as a snapshot holds it: the verifier in its PAIRING_VERIFIER form, the failure count. */
+export interface PairingModeSnapshot {
+  verifier?: PairingVerifier;
+  failedAttempts: number;
+}
+
 function checkCost({ N, r, p }: ScryptCost): void {
   const integers = [N, r, p].every((value) => Number.isSafeInteger(value) && value >= 1);
   if (!integers || N < 2 || (N & (N - 1)) !== 0 || N > 0xffff_ffff || r > 0xffff || p > 0xffff) {
@@ -77,6 +83,36 @@ export class VehiclePairingMode {
       failedAttempts: this.#failedAttempts,
       lockedOut: this.lockedOut,
     };
+  }
+
+  toSnapshot(): PairingModeSnapshot {
+    const installed = this.#verifier;
+    return {
+      ...(installed
+        ? {
+            verifier: {
+              pairingSessionId: installed.pairingSessionId,
+              w0: installed.record.w0.toString('hex'),
+              L: installed.record.L.toString('hex'),
+              salt: installed.salt.toString('hex'),
+              scryptN: installed.cost.N,
+              scryptR: installed.cost.r,
+              scryptP: installed.cost.p,
+            },
+          }
+        : {}),
+      failedAttempts: this.#failedAttempts,
+    };
+  }
+
+  /** Reinstalls a snapshot's verifier (validated as a new one would be) and its failure count. */
+  restoreSnapshot(snapshot: PairingModeSnapshot): void {
+    if (snapshot.verifier) this.install(snapshot.verifier);
+    else this.#discard();
+    if (!Number.isSafeInteger(snapshot.failedAttempts) || snapshot.failedAttempts < 0) {
+      throw new RangeError('the pairing mode snapshot holds an invalid failure count');
+    }
+    this.#failedAttempts = snapshot.failedAttempts;
   }
 
   /**
