@@ -159,6 +159,13 @@ interface DeviceRecord {
   readonly pending: KeyNotification[];
 }
 
+/** What the backend knows, for persistence: phones (reach, keys, held pushes) and the notifications taken. */
+export interface DeviceOemSnapshot {
+  devices: Array<{ deviceId: string; reachable: boolean; keys: string[]; pending: KeyNotification[] }>;
+  seenEvents: string[];
+  keyVersions: Record<string, number>;
+}
+
 /** The backend refused an inbound notification (answered 400). */
 class NotificationRefusal extends Error {}
 
@@ -279,6 +286,37 @@ export class DeviceOemBackend {
   /** Pushes held for a phone out of reach. */
   pendingFor(deviceId: string): readonly KeyNotification[] {
     return [...this.#device(deviceId).pending];
+  }
+
+  toSnapshot(): DeviceOemSnapshot {
+    return {
+      devices: [...this.#devices].map(([deviceId, record]) => ({
+        deviceId,
+        reachable: record.reachable,
+        keys: [...record.keys],
+        pending: [...record.pending],
+      })),
+      seenEvents: [...this.#seenEvents],
+      keyVersions: Object.fromEntries(this.#keyVersions),
+    };
+  }
+
+  /**
+   * Takes back a snapshot's records for the phones enrolled again (`enrollDevice`) before it;
+   * records of phones no longer known are dropped.
+   */
+  restoreSnapshot(snapshot: DeviceOemSnapshot): void {
+    for (const saved of snapshot.devices) {
+      const record = this.#devices.get(saved.deviceId);
+      if (!record) continue;
+      for (const keyId of saved.keys) this.trackKey(saved.deviceId, keyId);
+      record.pending.splice(0, record.pending.length, ...saved.pending.filter(isKeyNotification));
+      record.reachable = saved.reachable;
+    }
+    for (const eventId of snapshot.seenEvents) this.#seenEvents.add(eventId);
+    for (const [keyId, version] of Object.entries(snapshot.keyVersions)) {
+      if (Number.isSafeInteger(version)) this.#keyVersions.set(keyId, version);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

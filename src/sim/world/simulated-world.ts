@@ -1,10 +1,10 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { OperatorScope } from '../../common/auth/operator-scopes.js';
 import type { PkiSet } from '../../pki/dev-pki.js';
-import { DeviceOemBackend } from '../device-oem/device-oem-backend.js';
-import { SimulatedDevice } from '../device/simulated-device.js';
+import { DeviceOemBackend, type DeviceOemSnapshot } from '../device-oem/device-oem-backend.js';
+import { SimulatedDevice, type DeviceSnapshot } from '../device/simulated-device.js';
 import { InstanceCertificateAuthority } from '../secure-element/instance-certificate-authority.js';
-import { SimulatedVehicle } from '../vehicle/simulated-vehicle.js';
+import { SimulatedVehicle, type VehicleSnapshot } from '../vehicle/simulated-vehicle.js';
 import { TelematicsEndpoint } from '../vehicle/telematics-endpoint.js';
 import { eventually, httpJson } from './http-json.js';
 
@@ -61,6 +61,17 @@ export interface PairingSession {
 export interface PairedOwner {
   readonly keyId: string;
   readonly phone: SimulatedDevice;
+}
+
+/**
+ * The whole world, private keys included (cars' keys, sealed SE states with their storage keys):
+ * its keeper must seal it before it leaves memory.
+ */
+export interface WorldSnapshot {
+  format: 1;
+  cars: Array<{ vin: string; vehicleId: string; online: boolean; vehicle: VehicleSnapshot }>;
+  devices: DeviceSnapshot[];
+  deviceOem: DeviceOemSnapshot;
 }
 
 interface ProvisionedVehicle {
@@ -362,6 +373,38 @@ export class SimulatedWorld {
       (current) => current === state,
       { timeoutMs },
     );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Persistence
+  // ---------------------------------------------------------------------------------------------
+
+  toSnapshot(): WorldSnapshot {
+    return {
+      format: 1,
+      cars: this.cars().map(({ vin, vehicleId, car }) => ({
+        vin,
+        vehicleId,
+        online: this.isOnline(car),
+        vehicle: car.toSnapshot(),
+      })),
+      devices: this.devices().map((phone) => phone.toSnapshot()),
+      deviceOem: this.deviceOem.toSnapshot(),
+    };
+  }
+
+  /** Fills an empty world with a snapshot's cars, phones and Device OEM records. */
+  restoreSnapshot(snapshot: WorldSnapshot): void {
+    if (snapshot.format !== 1) throw new RangeError(`unknown world snapshot format ${String(snapshot.format)}`);
+    if (this.#cars.size > 0 || this.#devices.size > 0) throw new RangeError('the world is not empty');
+    for (const saved of snapshot.cars) {
+      const { car } = this.addCar(saved.vin, saved.vehicleId, SimulatedVehicle.fromSnapshot(saved.vehicle));
+      this.setOnline(car, saved.online);
+    }
+    for (const saved of snapshot.devices) {
+      this.addDevice(SimulatedDevice.fromSnapshot(saved, { instanceCa: this.instanceCa(), deviceOem: this.deviceOem }));
+    }
+    this.deviceOem.restoreSnapshot(snapshot.deviceOem);
   }
 
   async close(): Promise<void> {
