@@ -1,13 +1,12 @@
 import 'reflect-metadata';
-import { Validator } from '@seriousme/openapi-schema-validator';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { loadConfig, pkiMaterialFromSet } from '../config/config.js';
 import { dataSourceOptions } from '../database/data-source.js';
 import type { AppMetrics } from '../metrics/metrics.js';
 import { createPkiSet } from '../pki/dev-pki.js';
+import { exportOpenApi, runOpenApiMain, validateOpenApi } from './openapi-file.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { PRODUCT_VERSION, createApps } from './server.js';
 
@@ -26,48 +25,13 @@ export async function generateOpenApiJson(): Promise<string> {
   return `${JSON.stringify(document, null, 2)}\n`;
 }
 
-export async function validateOpenApi(json: string): Promise<string[]> {
-  const validator = new Validator();
-  const result = await validator.validate(JSON.parse(json) as Record<string, unknown>);
-  if (result.valid) return [];
-  const errors = result.errors ?? 'invalid';
-  return typeof errors === 'string' ? [errors] : errors.map((error) => `${error.instancePath} ${error.message ?? ''}`);
-}
+export { validateOpenApi };
 
 async function main(): Promise<number> {
-  const check = process.argv.includes('--check');
-  const json = await generateOpenApiJson();
-  const errors = await validateOpenApi(json);
-  if (errors.length > 0) {
-    process.stderr.write(`openapi: the generated document is not valid OpenAPI:\n${errors.join('\n')}\n`);
-    return 1;
-  }
-  if (check) {
-    let committed = '';
-    try {
-      committed = readFileSync(OPENAPI_FILE, 'utf8');
-    } catch {
-      // a missing file is stale
-    }
-    if (committed !== json) {
-      process.stderr.write('openapi: openapi/openapi.json is stale; run "npm run openapi" and commit it\n');
-      return 1;
-    }
-    process.stdout.write('openapi: openapi/openapi.json is current and valid\n');
-    return 0;
-  }
-  mkdirSync(dirname(OPENAPI_FILE), { recursive: true });
-  writeFileSync(OPENAPI_FILE, json);
-  process.stdout.write(`openapi: wrote ${OPENAPI_FILE}\n`);
-  return 0;
+  return exportOpenApi(OPENAPI_FILE, await generateOpenApiJson(), {
+    check: process.argv.includes('--check'),
+    regenerate: 'npm run openapi',
+  });
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`openapi: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runOpenApiMain(main);

@@ -76,15 +76,17 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-type Env = Record<string, string | undefined>;
+export type Env = Record<string, string | undefined>;
 
-function text(env: Env, name: string, fallback: string): string {
+/** A trimmed string, `fallback` when unset or empty. */
+export function text(env: Env, name: string, fallback: string): string {
   const value = env[name];
   if (value === undefined || value === '') return fallback;
   return value.trim();
 }
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+/** An integer in [min, max], `fallback` when unset or empty. */
+export function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw.trim()))
@@ -100,7 +102,8 @@ function powerOfTwo(env: Env, name: string, fallback: number, min: number, max: 
   return value;
 }
 
-function url(env: Env, name: string, fallback: string, protocols: string[]): string {
+/** A URL with one of `protocols`, `fallback` when unset or empty. */
+export function url(env: Env, name: string, fallback: string, protocols: string[]): string {
   const value = text(env, name, fallback);
   let parsed: URL;
   try {

@@ -283,6 +283,11 @@ export class DeviceOemBackend {
     for (const notification of record.pending.splice(0)) record.device.applyKeyNotification(notification);
   }
 
+  /** Whether pushes reach the phone now. */
+  isDeviceReachable(deviceId: string): boolean {
+    return this.#device(deviceId).reachable;
+  }
+
   /** Pushes held for a phone out of reach. */
   pendingFor(deviceId: string): readonly KeyNotification[] {
     return [...this.#device(deviceId).pending];
