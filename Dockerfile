@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image for every process of the product: api (default), worker, migrate, pki, cli.
+# One image for every process of the product: api (default), worker, migrate, pki, cli, sim.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -17,7 +17,8 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY openapi ./openapi
-RUN mkdir -p /pki && chown node:node /pki
+# /pki: the PKI volume; /sim: the simulator's sealed state volume.
+RUN mkdir -p /pki /sim && chown node:node /pki /sim
 USER node
-EXPOSE 8443 8080
+EXPOSE 8443 8080 9443 9444 9090
 CMD ["node", "dist/src/main.js"]

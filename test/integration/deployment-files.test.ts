@@ -10,6 +10,7 @@ interface ComposeService {
   ports?: string[];
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
+  volumes?: string[];
 }
 
 const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
@@ -24,8 +25,16 @@ function entryExists(command: string[] | undefined): boolean {
 }
 
 describe('docker-compose.yml', () => {
-  it('has the whole stack: postgres, redis, one-shot pki and migrate, api, worker', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['api', 'migrate', 'pki', 'postgres', 'redis', 'worker']);
+  it('has the whole stack: postgres, redis, one-shot pki and migrate, api, worker, sim', () => {
+    expect(Object.keys(compose.services).sort()).toEqual([
+      'api',
+      'migrate',
+      'pki',
+      'postgres',
+      'redis',
+      'sim',
+      'worker',
+    ]);
   });
 
   it('runs Redis with noeviction and AOF', () => {
@@ -57,6 +66,28 @@ describe('docker-compose.yml', () => {
 
   it('publishes the admin listener on loopback only and the mTLS listener', () => {
     expect(compose.services.api.ports).toEqual(['8443:8443', '127.0.0.1:8080:8080']);
+  });
+
+  it('runs the simulator from the same image once the api is healthy, with a health check on its control API', () => {
+    const sim = compose.services.sim;
+    expect(sim.image).toBe(compose.services.api.image);
+    expect(sim.command).toEqual(['node', 'dist/src/sim/main.js']);
+    expect(entryExists(sim.command)).toBe(true);
+    expect(sim.ports).toEqual(['127.0.0.1:9443:9443', '127.0.0.1:9444:9444', '127.0.0.1:9090:9090']);
+    expect(sim.depends_on).toEqual({ api: { condition: 'service_healthy' } });
+    expect(sim.healthcheck?.test.join(' ')).toContain('http://127.0.0.1:9090/health');
+    expect(sim.volumes).toContain('pki:/pki');
+    expect(sim.environment).toMatchObject({
+      SIM_PKI_DIR: '/pki',
+      SIM_SERVER_API_URL: 'https://api:8443',
+      SIM_SERVER_ADMIN_URL: 'http://api:8080',
+      SIM_TELEMATICS_URL: 'https://sim:9444',
+    });
+  });
+
+  it("points the server's notifications at the simulator's Device OEM backend", () => {
+    for (const name of ['api', 'worker'])
+      expect(compose.services[name].environment?.PARTNER_NOTIFICATION_URLS).toBe('device-oem=https://sim:9443');
   });
 });
 
