@@ -17,7 +17,7 @@ import {
 import {
   eventually,
   httpJson,
-  parseBody,
+  readResponse,
   type HttpJsonOptions,
   type HttpResult,
 } from '../../src/sim/world/http-json.js';
@@ -212,15 +212,7 @@ export function mtlsRequest<T = unknown>(
         agent: false,
         headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseBody<T>(text), text });
-        });
-        res.on('error', reject);
-      },
+      (res) => readResponse(res, resolve, reject),
     );
     req.on('error', reject);
     req.end(payload);

@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 
 /** An HTTP answer with its body parsed as JSON when it is JSON (the text otherwise). */
 export interface HttpResult<T = unknown> {
@@ -26,6 +26,21 @@ export function parseBody<T>(text: string): T {
   }
 }
 
+/** Reads a whole response: status, headers, the text and the body parsed when it is JSON. */
+export function readResponse<T>(
+  res: IncomingMessage,
+  resolve: (result: HttpResult<T>) => void,
+  reject: (error: Error) => void,
+): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (chunk: Buffer) => chunks.push(chunk));
+  res.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8');
+    resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseBody<T>(text), text });
+  });
+  res.on('error', reject);
+}
+
 /** Plain HTTP with a JSON body: the server's admin listener and the simulator's control API. */
 export function httpJson<T = unknown>(
   method: string,
@@ -49,15 +64,7 @@ export function httpJson<T = unknown>(
           ...options.headers,
         },
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseBody<T>(text), text });
-        });
-        res.on('error', reject);
-      },
+      (res) => readResponse(res, resolve, reject),
     );
     req.on('error', reject);
     req.end(payload);
