@@ -1,13 +1,22 @@
-import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
 /**
- * Append-only, hash-chained audit log: `hash = SHA-256(prev_hash ‖ canonical JSON of the row)`.
- * Rows are never updated; a database trigger refuses UPDATE and DELETE.
+ * Append-only, hash-chained audit log: `hash = SHA-256(prev_hash ‖ canonical JSON of the row)`,
+ * `prev_hash` being the hash of the previous row of the same chain. Rows are never updated; a
+ * database trigger refuses UPDATE and DELETE.
  */
 @Entity({ name: 'audit_events' })
+@Index('audit_events_chain_id', ['chain', 'id'])
 export class AuditEvent {
   @PrimaryGeneratedColumn('increment', { type: 'bigint' })
   id!: string;
+
+  /**
+   * Which of the parallel chains the row extends: one per transaction, so concurrent
+   * transactions append side by side instead of queueing on one lock until commit.
+   */
+  @Column({ type: 'smallint', default: 0 })
+  chain!: number;
 
   @Column({ name: 'occurred_at', type: 'timestamptz' })
   occurredAt!: Date;

@@ -29,6 +29,7 @@ export class AuditController {
         subject: { type: row.subjectType, id: row.subjectId },
         details: row.details,
         correlationId: row.correlationId,
+        chain: row.chain,
         prevHash: row.prevHash,
         hash: row.hash,
       })),

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { createHash, randomInt } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AuditEvent } from './audit-event.entity.js';
 import { GENESIS_HASH, auditHash } from './audit-chain.js';
@@ -19,30 +20,49 @@ export interface AuditEntry {
 export interface AuditVerification {
   ok: boolean;
   checked: number;
-  /** First row whose hash or link does not match, when the chain is broken. */
+  /** First row whose hash or link does not match, when a chain is broken. */
   firstBroken?: { id: string; reason: 'hash-mismatch' | 'broken-link' };
+  /** How many chains hold rows. */
+  chains: number;
+  /** SHA-256 over the chains' last hashes in chain order: one value to compare with a saved one. */
   lastHash: string;
 }
 
-/** Arbitrary constant naming the advisory lock that serialises appends to the chain. */
+/** Arbitrary constant naming the advisory locks that serialise appends to each chain. */
 const AUDIT_CHAIN_LOCK = 0x61756474; // "audt"
+/**
+ * Parallel chains. A transaction holds its chain's lock until it commits, so one chain would
+ * admit one audited transaction per commit time; with 16, concurrent transactions rarely meet.
+ */
+export const AUDIT_CHAINS = 16;
 const VERIFY_BATCH = 1_000;
 
 @Injectable()
 export class AuditService {
+  /** The chain each open transaction appends to: every row of one transaction goes to one chain. */
+  private readonly chainOf = new WeakMap<object, number>();
+
   constructor(private readonly dataSource: DataSource) {}
 
   /**
    * Appends one row inside the caller's transaction, so the audit row commits (or not) with the
-   * state change it describes. The transaction-scoped advisory lock keeps the chain linear.
+   * state change it describes. The transaction's chain is locked until it commits, which keeps
+   * that chain linear; a transaction only ever locks one chain, so chains cannot deadlock.
    */
   async append(manager: EntityManager, entry: AuditEntry): Promise<AuditEvent> {
-    await manager.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_CHAIN_LOCK]);
-    const [last] = await manager.query<
-      Array<{
-        hash: string;
-      }>
-    >('SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1');
+    const runner = manager.queryRunner;
+    if (!runner?.isTransactionActive) return this.dataSource.transaction((inner) => this.append(inner, entry));
+    let chain = this.chainOf.get(runner);
+    if (chain === undefined) {
+      chain = randomInt(AUDIT_CHAINS);
+      this.chainOf.set(runner, chain);
+    }
+    // Re-entrant within the transaction: a second row of the same transaction does not wait.
+    await manager.query('SELECT pg_advisory_xact_lock($1, $2)', [AUDIT_CHAIN_LOCK, chain]);
+    const [last] = await manager.query<Array<{ hash: string }>>(
+      'SELECT hash FROM audit_events WHERE chain = $1 ORDER BY id DESC LIMIT 1',
+      [chain],
+    );
     const [{ id }] = await manager.query<Array<{ id: string }>>(
       `SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text AS id`,
     );
@@ -61,8 +81,8 @@ export class AuditService {
     // Raw insert: the id is part of the hashed content, so it must be the one we drew.
     await manager.query(
       `INSERT INTO audit_events
-         (id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+         (id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash, chain)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
       [
         id,
         occurredAt,
@@ -75,6 +95,7 @@ export class AuditService {
         content.correlationId,
         prevHash,
         hash,
+        chain,
       ],
     );
     const event = manager.create(AuditEvent, {
@@ -89,6 +110,7 @@ export class AuditService {
       correlationId: content.correlationId,
       prevHash,
       hash,
+      chain,
     });
     return event;
   }
@@ -110,8 +132,33 @@ export class AuditService {
     return query.getMany();
   }
 
-  /** Recomputes the whole chain in id order and reports the first row that does not match. */
+  /** Recomputes every chain in id order and reports the first row that does not match. */
   async verify(): Promise<AuditVerification> {
+    const chains = await this.dataSource.query<Array<{ chain: number }>>(
+      'SELECT DISTINCT chain FROM audit_events ORDER BY chain',
+    );
+    let checked = 0;
+    const heads = createHash('sha256');
+    for (const { chain } of chains) {
+      const result = await this.verifyChain(chain);
+      checked += result.checked;
+      if (result.firstBroken) {
+        return {
+          ok: false,
+          checked,
+          firstBroken: result.firstBroken,
+          chains: chains.length,
+          lastHash: result.lastHash,
+        };
+      }
+      heads.update(result.lastHash);
+    }
+    return { ok: true, checked, chains: chains.length, lastHash: heads.digest('hex') };
+  }
+
+  private async verifyChain(
+    chain: number,
+  ): Promise<{ checked: number; lastHash: string; firstBroken?: AuditVerification['firstBroken'] }> {
     const repository = this.dataSource.getRepository(AuditEvent);
     let prevHash = GENESIS_HASH;
     let checked = 0;
@@ -119,13 +166,13 @@ export class AuditService {
     for (;;) {
       const rows = await repository
         .createQueryBuilder('e')
-        .where('e.id > :after', { after })
+        .where('e.chain = :chain AND e.id > :after', { chain, after })
         .orderBy('e.id', 'ASC')
         .limit(VERIFY_BATCH)
         .getMany();
       for (const row of rows) {
         if (row.prevHash !== prevHash) {
-          return { ok: false, checked, firstBroken: { id: row.id, reason: 'broken-link' }, lastHash: prevHash };
+          return { checked, firstBroken: { id: row.id, reason: 'broken-link' }, lastHash: prevHash };
         }
         const expected = auditHash(prevHash, {
           id: row.id,
@@ -137,12 +184,12 @@ export class AuditService {
           correlationId: row.correlationId,
         });
         if (expected !== row.hash) {
-          return { ok: false, checked, firstBroken: { id: row.id, reason: 'hash-mismatch' }, lastHash: prevHash };
+          return { checked, firstBroken: { id: row.id, reason: 'hash-mismatch' }, lastHash: prevHash };
         }
         prevHash = row.hash;
         checked += 1;
       }
-      if (rows.length < VERIFY_BATCH) return { ok: true, checked, lastHash: prevHash };
+      if (rows.length < VERIFY_BATCH) return { checked, lastHash: prevHash };
       after = rows[rows.length - 1].id;
     }
   }

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_VIN, adminRequest, newVehicleKeyPair, startTestSystem, type TestSystem } from '../support/harness.js';
 import { OPERATOR_TOKEN_AUDIENCE, OPERATOR_TOKEN_ISSUER } from '../../src/common/auth/operator-scopes.js';
 import { generateEcKeyPair, x509 } from '../../src/pki/certificate-issuer.js';
+import { AuditService } from '../../src/audit/audit.service.js';
 
 const PROBLEM = 'application/problem+json';
 
@@ -326,23 +327,30 @@ describe('operator API (admin listener)', () => {
   describe('audit log', () => {
     it('records changes in a hash chain that verifies, and detects a tampered row', async () => {
       const auditor = await system.operatorToken(['audit:read']);
-      const list = await adminRequest<{ items: Array<{ id: string; action: string; prevHash: string; hash: string }> }>(
+      const list = await adminRequest<{
+        items: Array<{ id: string; action: string; chain: number; prevHash: string; hash: string }>;
+      }>(system, 'GET', '/v1/audit?limit=1000', { token: auditor });
+      expect(list.body.items.some((e) => e.action === 'vehicle.provisioned')).toBe(true);
+      // Each row links to the previous row of its own chain.
+      const heads = new Map<number, string>();
+      for (const item of list.body.items) {
+        if (heads.has(item.chain)) expect(item.prevHash).toBe(heads.get(item.chain));
+        heads.set(item.chain, item.hash);
+      }
+      const ok = await adminRequest<{ ok: boolean; checked: number; chains: number }>(
         system,
         'GET',
-        '/v1/audit?limit=1000',
+        '/v1/audit/verify',
         { token: auditor },
       );
-      expect(list.body.items.some((e) => e.action === 'vehicle.provisioned')).toBe(true);
-      for (let i = 1; i < list.body.items.length; i++) {
-        expect(list.body.items[i].prevHash).toBe(list.body.items[i - 1].hash);
-      }
-      const ok = await adminRequest<{ ok: boolean; checked: number }>(system, 'GET', '/v1/audit/verify', {
-        token: auditor,
-      });
-      expect(ok.body).toMatchObject({ ok: true, checked: list.body.items.length });
+      expect(ok.body).toMatchObject({ ok: true, checked: list.body.items.length, chains: heads.size });
 
       const victim = list.body.items[1];
       const db = system.server.dataSource;
+      const [{ details: original }] = await db.query<Array<{ details: unknown }>>(
+        'SELECT details FROM audit_events WHERE id = $1',
+        [victim.id],
+      );
       await expect(db.query(`UPDATE audit_events SET action = 'x' WHERE id = $1`, [victim.id])).rejects.toThrow(
         /append-only/,
       );
@@ -360,6 +368,46 @@ describe('operator API (admin listener)', () => {
       );
       expect(broken.body.ok).toBe(false);
       expect(broken.body.firstBroken).toEqual({ id: victim.id, reason: 'hash-mismatch' });
+      // Put the row back as it was, so the next test starts from an intact log.
+      await db.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+      await db.query(`UPDATE audit_events SET details = $2 WHERE id = $1`, [victim.id, JSON.stringify(original)]);
+      await db.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+      expect((await adminRequest<{ ok: boolean }>(system, 'GET', '/v1/audit/verify', { token: auditor })).body.ok).toBe(
+        true,
+      );
+    });
+
+    it('appends concurrent transactions side by side on parallel chains, each chain still linear', async () => {
+      const auditor = await system.operatorToken(['audit:read']);
+      const audit = system.server.admin.get(AuditService);
+      const db = system.server.dataSource;
+      const before = (await adminRequest<{ checked: number }>(system, 'GET', '/v1/audit/verify', { token: auditor }))
+        .body.checked;
+      // 64 transactions at once, each with two rows that must stay together in one chain.
+      const chains = await Promise.all(
+        Array.from({ length: 64 }, (_, i) =>
+          db.transaction(async (manager) => {
+            const first = await audit.append(manager, {
+              actor: { type: 'system', id: 'test' },
+              action: 'test.parallel',
+              subject: { type: 'test', id: String(i) },
+            });
+            const second = await audit.append(manager, {
+              actor: { type: 'system', id: 'test' },
+              action: 'test.parallel-second',
+              subject: { type: 'test', id: String(i) },
+            });
+            expect(second.chain).toBe(first.chain);
+            expect(second.prevHash).toBe(first.hash);
+            return first.chain;
+          }),
+        ),
+      );
+      expect(new Set(chains).size).toBeGreaterThan(1);
+      const verified = await adminRequest<{ ok: boolean; checked: number }>(system, 'GET', '/v1/audit/verify', {
+        token: auditor,
+      });
+      expect(verified.body).toMatchObject({ ok: true, checked: before + 128 });
     });
   });
 });

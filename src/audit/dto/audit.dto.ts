@@ -47,7 +47,8 @@ export class AuditEventResponse {
   @ApiProperty({ type: AuditSubjectDto }) subject!: AuditSubjectDto;
   @ApiProperty({ type: 'object', additionalProperties: true }) details!: Record<string, unknown>;
   @ApiProperty({ nullable: true, type: String }) correlationId!: string | null;
-  @ApiProperty({ description: 'Hash of the previous row (hex).' }) prevHash!: string;
+  @ApiProperty({ description: 'The chain the row extends (one per transaction).' }) chain!: number;
+  @ApiProperty({ description: 'Hash of the previous row of the same chain (hex).' }) prevHash!: string;
   @ApiProperty({ description: 'SHA-256(prevHash ‖ canonical JSON of this row), hex.' }) hash!: string;
 }
 
@@ -65,5 +66,11 @@ export class AuditVerificationResponse {
   @ApiProperty() ok!: boolean;
   @ApiProperty({ description: 'Rows verified before the first broken one (or all).' }) checked!: number;
   @ApiPropertyOptional({ type: AuditBrokenRowDto }) firstBroken?: AuditBrokenRowDto;
-  @ApiProperty() lastHash!: string;
+  @ApiProperty({ description: 'How many parallel chains hold rows (one per transaction, chosen at random).' })
+  chains!: number;
+  @ApiProperty({
+    description:
+      "SHA-256 over the chains' last hashes in chain order (while verifying: the broken chain's last good hash).",
+  })
+  lastHash!: string;
 }
