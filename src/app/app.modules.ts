@@ -7,6 +7,7 @@ import { AuditApiModule } from '../audit/audit.module.js';
 import { MtlsPrincipalGuard } from '../common/auth/mtls-principal.guard.js';
 import { OperatorAuthGuard } from '../common/auth/operator-auth.guard.js';
 import { ProblemFilter } from '../common/errors/problem.filter.js';
+import { RateLimiter } from '../common/rate-limit/rate-limiter.js';
 import { IdempotencyInterceptor } from '../common/idempotency/idempotency.interceptor.js';
 import type { AppConfig } from '../config/config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
@@ -33,6 +34,7 @@ function sharedProviders(resources: ProcessResources): Provider[] {
     { provide: DataSource, useValue: resources.dataSource },
     MtlsPrincipalGuard,
     OperatorAuthGuard,
+    RateLimiter,
   ];
   if (resources.redis) providers.push({ provide: PRODUCER_REDIS, useValue: resources.redis });
   if (resources.metrics) providers.push({ provide: AppMetrics, useValue: resources.metrics });

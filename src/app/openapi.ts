@@ -1,6 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
-import { ProblemResponse } from '../common/errors/api-problems.decorator.js';
+import { ProblemResponse, problemResponse } from '../common/errors/api-problems.decorator.js';
 
 const DESCRIPTION = `Automaker digital car key server.
 
@@ -12,7 +12,8 @@ Three doors:
   fingerprint of their client certificate.
 - **Vehicle API** (port 8443, mutual TLS): cars, identified by the certificate this server issued.
 
-Errors are RFC 9457 \`application/problem+json\` with a stable \`type\`. POSTs accept an
+Errors are RFC 9457 \`application/problem+json\` with a stable \`type\`. Each partner and each
+operator token subject has a request budget shared by all replicas: past it, 429 with \`Retry-After\`. POSTs accept an
 \`Idempotency-Key\` header: the same key and body returns the stored response, a different body
 422, a concurrent duplicate 409.`;
 
@@ -24,6 +25,19 @@ function sortKeys(value: unknown): unknown {
       .sort()
       .map((key) => [key, sortKeys((value as Record<string, unknown>)[key])]),
   );
+}
+
+/** Operator and partner operations spend the caller's request budget (RateLimiter); vehicle ones do not. */
+function documentRateLimits(document: OpenAPIObject): void {
+  for (const [path, item] of Object.entries(document.paths)) {
+    for (const operation of Object.values(item as Record<string, { security?: object[]; responses?: object }>)) {
+      if (typeof operation !== 'object' || !operation.responses) continue;
+      const operator = operation.security?.some((requirement) => 'operator' in requirement) ?? false;
+      if (operator || path.startsWith('/partner/')) {
+        (operation.responses as Record<string, unknown>)['429'] = problemResponse(429);
+      }
+    }
+  }
 }
 
 /** One document for both listeners: operator routes from the admin app, partner and vehicle routes from the mTLS app. */
@@ -56,5 +70,6 @@ export function buildOpenApiDocument(admin: INestApplication, api: INestApplicat
       schemas: { ...adminDocument.components?.schemas, ...apiDocument.components?.schemas },
     },
   };
+  documentRateLimits(merged);
   return sortKeys(merged) as OpenAPIObject;
 }

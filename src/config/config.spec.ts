@@ -12,6 +12,10 @@ describe('loadConfig', () => {
     expect(config.api.port).toBe(8443);
     expect(config.admin).toEqual({ host: '127.0.0.1', port: 8080 });
     expect(config.bodyLimitBytes).toBe(65_536);
+    expect(config.rateLimits).toEqual({
+      partner: { burst: 300, perSecond: 100 },
+      operator: { burst: 300, perSecond: 100 },
+    });
   });
 
   it.each([
@@ -24,6 +28,8 @@ describe('loadConfig', () => {
     [{ DELIVERY_BACKOFF_BASE_MS: '5000', DELIVERY_BACKOFF_MAX_MS: '100' }, /DELIVERY_BACKOFF_MAX_MS=100 is smaller/],
     [{ QUEUE_PREFIX: 'a:b' }, /QUEUE_PREFIX="a:b"/],
     [{ PARTNER_ALLOWLIST: 'apple=abcd' }, /PARTNER_ALLOWLIST entry "apple=abcd"/],
+    [{ RATE_LIMIT_PARTNER_PER_SECOND: '0' }, /RATE_LIMIT_PARTNER_PER_SECOND=0 is out of range/],
+    [{ RATE_LIMIT_OPERATOR_BURST: 'lots' }, /RATE_LIMIT_OPERATOR_BURST="lots".*integer/],
   ])('names the variable and what it expects: %o', (env, message) => {
     expect(() => load(env)).toThrow(ConfigError);
     expect(() => load(env)).toThrow(message);

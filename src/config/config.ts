@@ -31,6 +31,12 @@ export interface PartnerAllowEntry {
   fingerprint: string;
 }
 
+/** A token bucket: `burst` requests at once, refilled at `perSecond`; burst 0 turns the limit off. */
+export interface RateLimit {
+  burst: number;
+  perSecond: number;
+}
+
 export interface AppConfig {
   environment: 'development' | 'test' | 'production';
   databaseUrl: string;
@@ -47,6 +53,8 @@ export interface AppConfig {
   partnerNotificationUrls: Record<string, string>;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   bodyLimitBytes: number;
+  /** Request budgets shared by all api replicas (kept in Redis): per partner and per operator token subject. */
+  rateLimits: { partner: RateLimit; operator: RateLimit };
   queuePrefix: string;
   delivery: {
     /** How often the relay looks for unpublished outbox rows when idle. */
@@ -123,6 +131,13 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
     throw new ConfigError(`${name}="${value}" is not valid: expected one of ${allowed.join(', ')}`);
   }
   return value as T;
+}
+
+function rateLimit(env: Env, who: 'PARTNER' | 'OPERATOR', fallback: RateLimit): RateLimit {
+  return {
+    burst: integer(env, `RATE_LIMIT_${who}_BURST`, fallback.burst, 0, 1_000_000),
+    perSecond: integer(env, `RATE_LIMIT_${who}_PER_SECOND`, fallback.perSecond, 1, 1_000_000),
+  };
 }
 
 /** `name=https://host:port` pairs separated by commas. */
@@ -275,6 +290,10 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
     ),
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 65_536, 1_024, 10_485_760),
+    rateLimits: {
+      partner: rateLimit(env, 'PARTNER', { burst: 300, perSecond: 100 }),
+      operator: rateLimit(env, 'OPERATOR', { burst: 300, perSecond: 100 }),
+    },
     queuePrefix,
     delivery: {
       relayIntervalMs: integer(env, 'OUTBOX_RELAY_INTERVAL_MS', 200, 10, 60_000),

@@ -1,6 +1,6 @@
 import { Inject, Injectable, SetMetadata, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { DataSource } from 'typeorm';
@@ -8,6 +8,7 @@ import { APP_CONFIG } from '../../config/config.tokens.js';
 import type { AppConfig } from '../../config/config.js';
 import { Vehicle } from '../../vehicles/vehicle.entity.js';
 import { ProblemException } from '../errors/problem.js';
+import { RateLimiter } from '../rate-limit/rate-limiter.js';
 import type { Principal, PrincipalKind } from './principal.js';
 
 const PRINCIPAL_KIND_KEY = 'principal-kind';
@@ -37,6 +38,7 @@ export class MtlsPrincipalGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly dataSource: DataSource,
+    private readonly rateLimiter: RateLimiter,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.partners = new Map(config.partners.map((entry) => [entry.fingerprint, entry.name]));
@@ -55,6 +57,9 @@ export class MtlsPrincipalGuard implements CanActivate {
     if (!principal) throw new ProblemException('forbidden', 'the client certificate is not registered here');
     if (!required || principal.kind !== required) {
       throw new ProblemException('forbidden', `this route is not for ${principal.kind} certificates`);
+    }
+    if (principal.kind === 'partner') {
+      await this.rateLimiter.enforce('partner', principal.partner, context.switchToHttp().getResponse<FastifyReply>());
     }
     request.principal = principal;
     return true;

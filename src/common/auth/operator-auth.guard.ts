@@ -1,9 +1,10 @@
 import { Inject, Injectable, SetMetadata, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { APP_CONFIG } from '../../config/config.tokens.js';
 import type { AppConfig } from '../../config/config.js';
 import { ProblemException } from '../errors/problem.js';
+import { RateLimiter } from '../rate-limit/rate-limiter.js';
 import type { OperatorScope } from './operator-scopes.js';
 import { OperatorTokenError, OperatorTokenVerifier, type OperatorIdentity } from './operator-token.js';
 
@@ -29,6 +30,7 @@ export class OperatorAuthGuard implements CanActivate {
 
   constructor(
     private readonly reflector: Reflector,
+    private readonly rateLimiter: RateLimiter,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.verifier = new OperatorTokenVerifier(config.pki.operatorTokenPublicKeyPem);
@@ -43,6 +45,11 @@ export class OperatorAuthGuard implements CanActivate {
     if (!required || required.length === 0) throw new ProblemException('forbidden', 'this operation declares no scope');
     const request = context.switchToHttp().getRequest<OperatorRequest>();
     request.operator = await this.authenticate(request.headers.authorization);
+    await this.rateLimiter.enforce(
+      'operator',
+      request.operator.subject,
+      context.switchToHttp().getResponse<FastifyReply>(),
+    );
     const missing = required.filter((scope) => !request.operator!.scopes.includes(scope));
     if (missing.length > 0) {
       throw new ProblemException('forbidden', `the token lacks the scope ${missing.join(', ')}`, {

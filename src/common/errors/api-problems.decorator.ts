@@ -18,26 +18,27 @@ const TYPE_BY_STATUS: Record<number, ProblemType> = {
   409: 'conflict',
   413: 'payload-too-large',
   422: 'idempotency-key-reused',
+  429: 'too-many-requests',
   503: 'service-unavailable',
 };
 
+/** The OpenAPI response object of a problem+json answer with this status. */
+export function problemResponse(status: number) {
+  const type = TYPE_BY_STATUS[status];
+  return {
+    description: PROBLEM_TYPES[type].title,
+    content: {
+      [PROBLEM_CONTENT_TYPE]: {
+        schema: { $ref: '#/components/schemas/ProblemResponse' },
+        example: { type: problemTypeUri(type), title: PROBLEM_TYPES[type].title, status },
+      },
+    },
+  };
+}
+
 /** Documents the problem+json responses an operation can return. */
 export function ApiProblems(...statuses: number[]) {
-  return applyDecorators(
-    ...statuses.map((status) => {
-      const type = TYPE_BY_STATUS[status];
-      return ApiResponse({
-        status,
-        description: PROBLEM_TYPES[type].title,
-        content: {
-          [PROBLEM_CONTENT_TYPE]: {
-            schema: { $ref: '#/components/schemas/ProblemResponse' },
-            example: { type: problemTypeUri(type), title: PROBLEM_TYPES[type].title, status },
-          },
-        },
-      });
-    }),
-  );
+  return applyDecorators(...statuses.map((status) => ApiResponse({ status, ...problemResponse(status) })));
 }
 
 /** Documents the optional `Idempotency-Key` request header of a POST. */

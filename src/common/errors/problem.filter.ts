@@ -12,6 +12,7 @@ const STATUS_TO_TYPE: Record<number, ProblemType> = {
   413: 'payload-too-large',
   415: 'unsupported-media-type',
   422: 'idempotency-key-reused',
+  429: 'too-many-requests',
   503: 'service-unavailable',
 };
 

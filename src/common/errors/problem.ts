@@ -20,6 +20,10 @@ export const PROBLEM_TYPES = {
     title: 'This Idempotency-Key was used with a different request',
   },
   'payload-too-large': { status: HttpStatus.PAYLOAD_TOO_LARGE, title: 'The request body is too large' },
+  'too-many-requests': {
+    status: HttpStatus.TOO_MANY_REQUESTS,
+    title: 'Too many requests from this caller; retry after the Retry-After delay',
+  },
   'unsupported-media-type': { status: HttpStatus.UNSUPPORTED_MEDIA_TYPE, title: 'The request body must be JSON' },
   'service-unavailable': { status: HttpStatus.SERVICE_UNAVAILABLE, title: 'A dependency is unavailable; retry later' },
   internal: { status: HttpStatus.INTERNAL_SERVER_ERROR, title: 'Internal error' },
