@@ -12,6 +12,7 @@ import {
   issueCertificate,
   loadCertificateAuthority,
   privateKeyToPem,
+  x509,
   type CertificateProfile,
 } from '../../src/pki/certificate-issuer.js';
 import {
@@ -44,6 +45,8 @@ export interface TestPki {
     notBefore?: Date;
     notAfter?: Date;
     commonName?: string;
+    /** Replace the profile's extensions (key usage, EKU, …) with exactly these. */
+    extensions?: x509.Extension[];
   }): Promise<ClientIdentity>;
 }
 
@@ -81,6 +84,20 @@ export async function createTestPki(): Promise<TestPki> {
       unknownCa ??= await makeUnknownCa();
       const issuer = options.issuer === 'unknown' ? unknownCa : authorities[options.issuer];
       const keys = await generateEcKeyPair();
+      if (options.extensions) {
+        const custom = await x509.X509CertificateGenerator.create({
+          serialNumber: randomBytes(8).toString('hex').replace(/^./, '1'),
+          subject: `CN=${options.commonName ?? 'test-client'}`,
+          issuer: issuer.certificate.subject,
+          notBefore: options.notBefore ?? new Date(Date.now() - 60_000),
+          notAfter: options.notAfter ?? new Date(Date.now() + 86_400_000),
+          publicKey: keys.publicKey,
+          signingKey: issuer.privateKey,
+          signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+          extensions: options.extensions,
+        });
+        return { certPem: custom.toString('pem'), keyPem: await privateKeyToPem(keys.privateKey) };
+      }
       const cert = await issueCertificate({
         profile: options.profile ?? 'tls-client',
         commonName: options.commonName ?? 'test-client',

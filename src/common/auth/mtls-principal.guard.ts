@@ -6,6 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../../config/config.tokens.js';
 import type { AppConfig } from '../../config/config.js';
+import { clientCertificateRefusal } from '../../pki/client-certificate.js';
 import { Vehicle } from '../../vehicles/vehicle.entity.js';
 import { ProblemException } from '../errors/problem.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
@@ -31,7 +32,7 @@ function normaliseFingerprint(colonHex: string): string {
  */
 @Injectable()
 export class MtlsPrincipalGuard implements CanActivate {
-  private readonly cache = new WeakMap<TLSSocket, Promise<Principal | null>>();
+  private readonly cache = new WeakMap<TLSSocket, Promise<Principal | string>>();
   private readonly partners: Map<string, string>;
   private readonly vehicleRootFingerprint: string;
 
@@ -54,7 +55,7 @@ export class MtlsPrincipalGuard implements CanActivate {
     ]);
     const request = context.switchToHttp().getRequest<MtlsRequest>();
     const principal = await this.principalOf(request.raw.socket as TLSSocket);
-    if (!principal) throw new ProblemException('forbidden', 'the client certificate is not registered here');
+    if (typeof principal === 'string') throw new ProblemException('forbidden', principal);
     if (!required || principal.kind !== required) {
       throw new ProblemException('forbidden', `this route is not for ${principal.kind} certificates`);
     }
@@ -65,7 +66,8 @@ export class MtlsPrincipalGuard implements CanActivate {
     return true;
   }
 
-  principalOf(socket: TLSSocket): Promise<Principal | null> {
+  /** The principal of the connection, or why it has none. */
+  principalOf(socket: TLSSocket): Promise<Principal | string> {
     let cached = this.cache.get(socket);
     if (!cached) {
       cached = this.resolve(socket);
@@ -76,19 +78,22 @@ export class MtlsPrincipalGuard implements CanActivate {
     return cached;
   }
 
-  private async resolve(socket: TLSSocket): Promise<Principal | null> {
-    if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return null;
+  private async resolve(socket: TLSSocket): Promise<Principal | string> {
+    const unregistered = 'the client certificate is not registered here';
+    if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return unregistered;
     const peer = socket.getPeerCertificate(true);
-    if (!peer || !peer.fingerprint256) return null;
+    if (!peer || !peer.fingerprint256 || !peer.raw) return unregistered;
+    const refusal = clientCertificateRefusal(peer.raw);
+    if (refusal) return refusal;
     const fingerprint = normaliseFingerprint(peer.fingerprint256);
     const partner = this.partners.get(fingerprint);
     if (partner) return { kind: 'partner', partner, fingerprint };
     const issuer = peer.issuerCertificate;
     if (!issuer?.fingerprint256 || normaliseFingerprint(issuer.fingerprint256) !== this.vehicleRootFingerprint)
-      return null;
+      return unregistered;
     const vehicle = await this.dataSource
       .getRepository(Vehicle)
       .findOne({ where: { certificateFingerprint: fingerprint }, select: { id: true, vin: true } });
-    return vehicle ? { kind: 'vehicle', vehicleId: vehicle.id, vin: vehicle.vin, fingerprint } : null;
+    return vehicle ? { kind: 'vehicle', vehicleId: vehicle.id, vin: vehicle.vin, fingerprint } : unregistered;
   }
 }

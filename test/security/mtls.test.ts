@@ -1,12 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiServer } from '../../src/app/server.js';
+import { x509 } from '../../src/pki/certificate-issuer.js';
 import {
   TEST_VIN,
   adminRequest,
+  fingerprintOf,
   mtlsRequest,
   newVehicleKeyPair,
   startTestSystem,
+  testConfig,
   type TestSystem,
 } from '../support/harness.js';
+
+const { KeyUsageFlags, KeyUsagesExtension, ExtendedKeyUsageExtension, ExtendedKeyUsage, BasicConstraintsExtension } =
+  x509;
 
 describe('mTLS listener (8443)', () => {
   let system: TestSystem;
@@ -39,6 +46,44 @@ describe('mTLS listener (8443)', () => {
     });
     await expect(mtlsRequest(system, 'GET', '/partner/v1/heartbeat', { identity: expired })).rejects.toThrow();
     await expect(mtlsRequest(system, 'GET', '/partner/v1/heartbeat', { identity: future })).rejects.toThrow();
+  });
+
+  it('refuses a certificate whose key usage does not allow client authentication', async () => {
+    const leaf = new BasicConstraintsExtension(false, undefined, true);
+    const clientAuth = new ExtendedKeyUsageExtension([ExtendedKeyUsage.clientAuth], false);
+    const wrongUsages = {
+      'server-only EKU': [
+        leaf,
+        new KeyUsagesExtension(KeyUsageFlags.digitalSignature, true),
+        new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth], false),
+      ],
+      'no digitalSignature': [leaf, new KeyUsagesExtension(KeyUsageFlags.keyEncipherment, true), clientAuth],
+      'key agreement only': [leaf, new KeyUsagesExtension(KeyUsageFlags.keyAgreement, true), clientAuth],
+      'a CA certificate': [
+        new BasicConstraintsExtension(true, 0, true),
+        new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.digitalSignature, true),
+        clientAuth,
+      ],
+    };
+    for (const [what, extensions] of Object.entries(wrongUsages)) {
+      const identity = await system.pki.issueClient({ issuer: 'device-oem', extensions });
+      // Even allow-listed, such a certificate is nobody: the handshake fails or the guard says 403.
+      const restarted = await createApiServer(
+        testConfig(system.pki, system.database, {
+          env: { PARTNER_ALLOWLIST: `wrong-usage=${fingerprintOf(identity.certPem)}` },
+        }),
+      );
+      try {
+        const target = { ...system, apiUrl: `https://127.0.0.1:${restarted.apiPort}` };
+        const outcome = await mtlsRequest(target, 'GET', '/partner/v1/heartbeat', { identity }).then(
+          (res) => res.status,
+          () => 'handshake refused',
+        );
+        expect([403, 'handshake refused'], what).toContain(outcome);
+      } finally {
+        await restarted.close();
+      }
+    }
   });
 
   it('names the partner the allow-listed certificate maps to', async () => {
@@ -86,5 +131,32 @@ describe('mTLS listener (8443)', () => {
       body: { ack: 'a.b.c' },
     });
     expect(orphanRes.status).toBe(403);
+  });
+
+  it('drops a partner removed from the allow-list at the next start', async () => {
+    const before = await mtlsRequest(system, 'GET', '/partner/v1/heartbeat', { identity: system.pki.otherPartner });
+    expect(before.status).toBe(200);
+    const onlyDeviceOem = `device-oem=${fingerprintOf(system.pki.partner.certPem)}`;
+    const restarted = await createApiServer(
+      testConfig(system.pki, system.database, { env: { PARTNER_ALLOWLIST: onlyDeviceOem } }),
+    );
+    try {
+      const target = { ...system, apiUrl: `https://127.0.0.1:${restarted.apiPort}` };
+      const revoked = await mtlsRequest<{ type: string }>(target, 'GET', '/partner/v1/heartbeat', {
+        identity: system.pki.otherPartner,
+      });
+      expect(revoked.status).toBe(403);
+      expect(revoked.body.type).toBe('urn:digital-key-server:problem:forbidden');
+      const kept = await mtlsRequest(target, 'GET', '/partner/v1/heartbeat', { identity: system.pki.partner });
+      expect(kept.status).toBe(200);
+      // Its keys are out of reach too: partner routes answer 403 before any lookup.
+      const keys = await mtlsRequest(target, 'POST', '/partner/v1/keys/00112233445566778899aabbccddeeff/suspend', {
+        identity: system.pki.otherPartner,
+        body: {},
+      });
+      expect(keys.status).toBe(403);
+    } finally {
+      await restarted.close();
+    }
   });
 });
