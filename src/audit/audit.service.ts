@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { createHash, randomInt } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
+import { ProblemException, type ProblemType } from '../common/errors/problem.js';
 import { AuditEvent } from './audit-event.entity.js';
 import { GENESIS_HASH, auditHash } from './audit-chain.js';
 
@@ -26,6 +27,22 @@ export interface AuditVerification {
   chains: number;
   /** SHA-256 over the chains' last hashes in chain order: one value to compare with a saved one. */
   lastHash: string;
+}
+
+/**
+ * A caller reached for something that is not theirs (another partner's key, another vehicle's
+ * command, a key it cannot prove it holds). The answer is the problem; the attempt is audited
+ * as `access.denied` in its own transaction, since the request's own transaction rolls back.
+ */
+export class AccessDenied extends ProblemException {
+  constructor(
+    problemType: Extract<ProblemType, 'forbidden' | 'not-found'>,
+    detail: string,
+    readonly attempt: { actor: AuditActor; subject: { type: string; id: string }; operation: string; reason: string },
+    readonly correlationId?: string,
+  ) {
+    super(problemType, detail);
+  }
 }
 
 /** Arbitrary constant naming the advisory locks that serialise appends to each chain. */
@@ -113,6 +130,27 @@ export class AuditService {
       chain,
     });
     return event;
+  }
+
+  /** Runs `work`; if it is refused with AccessDenied, records the attempt before passing the refusal on. */
+  async auditingDenials<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof AccessDenied) {
+        const { actor, subject, operation, reason } = error.attempt;
+        await this.dataSource.transaction((manager) =>
+          this.append(manager, {
+            actor,
+            action: 'access.denied',
+            subject,
+            details: { operation, reason, answered: error.getStatus() },
+            correlationId: error.correlationId,
+          }),
+        );
+      }
+      throw error;
+    }
   }
 
   async list(options: {

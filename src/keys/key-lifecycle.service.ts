@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { DataSource, In, type EntityManager } from 'typeorm';
 import { AccessProfile } from '../access-profiles/access-profile.entity.js';
 import { entitlementsTlv } from '../access-profiles/entitlements-record.js';
-import { AuditService } from '../audit/audit.service.js';
+import { AccessDenied, AuditService } from '../audit/audit.service.js';
 import { P256PublicKey } from '../protocol/crypto/p256.js';
 import { decodeEntitlements, encodeEntitlements, hasRight, withShareWindow } from '../protocol/entitlements.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -79,35 +79,43 @@ export class KeyLifecycleService {
     reason?: string,
     evidence?: string,
   ): Promise<KeyView> {
-    return this.dataSource.transaction(async (manager) => {
-      const { key, vehicle } = await this.lockKey(manager, keyIdentifier, scope);
-      const attested = evidence === undefined ? undefined : this.checkTerminationProof(key, vehicle, evidence);
-      if (operation === 'terminate' && key.role === 'owner') {
-        const friends = await manager.find(DigitalKey, {
-          where: { ownerKeyId: key.id, state: In(['pending', 'active', 'suspended']) },
-          order: { createdAt: 'ASC' },
-          lock: { mode: 'pessimistic_write' },
-        });
-        for (const friend of friends)
-          await this.change(
-            manager,
-            friend,
-            vehicle,
-            'terminate',
-            context,
-            `owner key ${key.keyIdentifier} terminated`,
-          );
-      }
-      await this.change(manager, key, vehicle, operation, context, reason, attested);
-      return toKeyView(key, vehicle);
-    });
+    return this.audit.auditingDenials(() =>
+      this.dataSource.transaction(async (manager) => {
+        const { key, vehicle } = await this.lockKey(manager, keyIdentifier, scope, { operation, context });
+        const attested =
+          evidence === undefined ? undefined : this.checkTerminationProof(key, vehicle, evidence, context);
+        if (operation === 'terminate' && key.role === 'owner') {
+          const friends = await manager.find(DigitalKey, {
+            where: { ownerKeyId: key.id, state: In(['pending', 'active', 'suspended']) },
+            order: { createdAt: 'ASC' },
+            lock: { mode: 'pessimistic_write' },
+          });
+          for (const friend of friends)
+            await this.change(
+              manager,
+              friend,
+              vehicle,
+              'terminate',
+              context,
+              `owner key ${key.keyIdentifier} terminated`,
+            );
+        }
+        await this.change(manager, key, vehicle, operation, context, reason, attested);
+        return toKeyView(key, vehicle);
+      }),
+    );
   }
 
   /**
    * A device that deleted its key offline proves it with a termination attestation signed by
    * the endpoint key (PROTOCOL.md §5); it must verify against the key the server tracks.
    */
-  private checkTerminationProof(key: DigitalKey, vehicle: Vehicle, evidence: string): Record<string, unknown> {
+  private checkTerminationProof(
+    key: DigitalKey,
+    vehicle: Vehicle,
+    evidence: string,
+    context: RequestContext,
+  ): Record<string, unknown> {
     let proof: TerminationProof;
     try {
       proof = decodeTerminationProof(Buffer.from(evidence, 'base64'));
@@ -126,8 +134,20 @@ export class KeyLifecycleService {
       },
       endpointKey,
     );
-    if (!valid)
-      throw new ProblemException('validation-failed', 'the termination attestation is not signed by this key');
+    if (!valid) {
+      // Well-formed but signed by another endpoint (a friend's, say): not this caller's key to end.
+      throw new AccessDenied(
+        'forbidden',
+        'the termination attestation is not signed by this key',
+        {
+          actor: context.actor,
+          subject: { type: 'key', id: key.keyIdentifier },
+          operation: 'terminate',
+          reason: 'termination attestation not signed by the key',
+        },
+        context.correlationId,
+      );
+    }
     return {
       deviceAttested: true,
       attestationCounter: proof.counter.toString(),
@@ -284,17 +304,35 @@ export class KeyLifecycleService {
     return { keyId: keyIdentifier, entries };
   }
 
-  private async lockKey(manager: EntityManager, keyIdentifier: string, scope: LifecycleScope) {
+  private async lockKey(
+    manager: EntityManager,
+    keyIdentifier: string,
+    scope: LifecycleScope,
+    request?: { operation: string; context: RequestContext },
+  ) {
     const found = await manager.findOne(DigitalKey, {
       where: { keyIdentifier },
       select: { id: true, vehicleId: true, partner: true },
     });
+    const absent = `key ${keyIdentifier} does not exist`;
+    if (!found) throw new ProblemException('not-found', absent);
     if (
-      !found ||
       (scope.partner !== undefined && found.partner !== scope.partner) ||
       (scope.vehicleId !== undefined && found.vehicleId !== scope.vehicleId)
     ) {
-      throw new ProblemException('not-found', `key ${keyIdentifier} does not exist`);
+      // Another tenant's key reads as absent (no existence oracle), and the attempt is audited.
+      if (!request) throw new ProblemException('not-found', absent);
+      throw new AccessDenied(
+        'not-found',
+        absent,
+        {
+          actor: request.context.actor,
+          subject: { type: 'key', id: keyIdentifier },
+          operation: request.operation,
+          reason: scope.partner !== undefined ? 'key of another partner' : 'key of another vehicle',
+        },
+        request.context.correlationId,
+      );
     }
     // Lock order everywhere: the vehicle row first, then its keys.
     const vehicle = await manager.findOneOrFail(Vehicle, {

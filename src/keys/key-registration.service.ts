@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { DataSource, In, IsNull, type EntityManager } from 'typeorm';
 import { AccessProfile } from '../access-profiles/access-profile.entity.js';
-import { AuditService } from '../audit/audit.service.js';
+import { AccessDenied, AuditService } from '../audit/audit.service.js';
 import { ProblemException } from '../common/errors/problem.js';
 import type { RequestContext } from '../common/request/request-context.js';
 import type { AppConfig } from '../config/config.js';
@@ -359,13 +359,23 @@ export class KeyRegistrationService {
     return this.withReceipt(key, dto.vehicleId, endpoint, issuedAtMs);
   }
 
-  async get(partner: string, keyIdentifier: string): Promise<PartnerKeyResponse> {
-    const key = await this.dataSource
-      .getRepository(DigitalKey)
-      .findOne({ where: { keyIdentifier }, relations: { vehicle: true } });
-    // Another partner's key is reported as absent, never as forbidden.
-    if (!key || key.partner !== partner || !key.vehicle)
-      throw new ProblemException('not-found', `key ${keyIdentifier} does not exist`);
-    return toPartnerKeyResponse(key, key.vehicle.vehicleIdentifier);
+  get(partner: string, keyIdentifier: string): Promise<PartnerKeyResponse> {
+    return this.audit.auditingDenials(async () => {
+      const key = await this.dataSource
+        .getRepository(DigitalKey)
+        .findOne({ where: { keyIdentifier }, relations: { vehicle: true } });
+      const absent = `key ${keyIdentifier} does not exist`;
+      if (!key || !key.vehicle) throw new ProblemException('not-found', absent);
+      // Another partner's key is reported as absent, never as forbidden; the attempt is audited.
+      if (key.partner !== partner) {
+        throw new AccessDenied('not-found', absent, {
+          actor: { type: 'partner', id: partner },
+          subject: { type: 'key', id: keyIdentifier },
+          operation: 'read',
+          reason: 'key of another partner',
+        });
+      }
+      return toPartnerKeyResponse(key, key.vehicle.vehicleIdentifier);
+    });
   }
 }

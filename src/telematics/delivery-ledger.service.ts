@@ -3,7 +3,7 @@ import { AppMetrics } from '../metrics/metrics.js';
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
 import { DataSource, In, LessThanOrEqual, type EntityManager } from 'typeorm';
-import { AuditService } from '../audit/audit.service.js';
+import { AccessDenied, AuditService } from '../audit/audit.service.js';
 import type { PartnerNotificationType } from '../partner/partner-notification.entity.js';
 import { PartnerNotificationsService } from '../partner/partner-notifications.service.js';
 import { ProblemException } from '../common/errors/problem.js';
@@ -60,8 +60,27 @@ export class DeliveryLedgerService {
     return key;
   }
 
-  /** Verifies a signed ack from `vehicle` and records it. Throws a 400/404 problem when it does not hold. */
-  async recordAck(vehicle: Vehicle, ackJws: string): Promise<Delivery> {
+  /**
+   * Verifies a signed ack from `vehicle` and records it. Throws a 400/404 problem when it does not
+   * hold, 403 (audited) when it is about another vehicle. From the vehicle API (`duplicates:
+   * 'refuse'`), an ack for a command already acknowledged is a replay: 409, nothing changes.
+   */
+  recordAck(vehicle: Vehicle, ackJws: string, options: { duplicates: 'accept' | 'refuse' }): Promise<Delivery> {
+    return this.audit.auditingDenials(() => this.recordVerifiedAck(vehicle, ackJws, options.duplicates));
+  }
+
+  private async recordVerifiedAck(
+    vehicle: Vehicle,
+    ackJws: string,
+    duplicates: 'accept' | 'refuse',
+  ): Promise<Delivery> {
+    const otherVehicle = (claimed: unknown) =>
+      new AccessDenied('forbidden', 'the ack is about another vehicle', {
+        actor: { type: 'vehicle', id: vehicle.vin },
+        subject: { type: 'vehicle', id: typeof claimed === 'string' ? claimed.slice(0, 64) : 'unknown' },
+        operation: 'ack',
+        reason: 'ack for another vehicle',
+      });
     let payload: unknown;
     try {
       const verified = await compactVerify(ackJws, this.vehicleKey(vehicle), { algorithms: ['ES256'] });
@@ -70,12 +89,13 @@ export class DeliveryLedgerService {
       }
       payload = JSON.parse(Buffer.from(verified.payload).toString('utf8'));
     } catch {
+      // Another car's genuine ack relayed over this car's connection is a cross-vehicle attempt.
+      const claimed = unverifiedVehicleId(ackJws);
+      if (claimed !== undefined && claimed !== vehicle.vehicleIdentifier) throw otherVehicle(claimed);
       throw new ProblemException('validation-failed', 'the ack is not a valid JWS signed by this vehicle');
     }
     if (!isTelematicsAck(payload)) throw new ProblemException('validation-failed', 'the ack payload is malformed');
-    if (payload.vehicleId !== vehicle.vehicleIdentifier) {
-      throw new ProblemException('validation-failed', 'the ack names another vehicle');
-    }
+    if (payload.vehicleId !== vehicle.vehicleIdentifier) throw otherVehicle(payload.vehicleId);
     const ack = payload;
     return this.dataSource.transaction(async (manager) => {
       // Lock order everywhere: vehicle row first, then its keys, sessions and deliveries, then the audit chain.
@@ -94,6 +114,9 @@ export class DeliveryLedgerService {
         lock: { mode: 'pessimistic_write' },
       });
       if (!delivery) throw new ProblemException('not-found', `no command with seq ${ack.seq} was sent to this vehicle`);
+      if (delivery.status === 'acked' && duplicates === 'refuse') {
+        throw new ProblemException('conflict', `the command with seq ${ack.seq} is already acknowledged`);
+      }
       if (delivery.status !== 'acked') {
         delivery.status = 'acked';
         delivery.ackedAt = new Date();
@@ -328,4 +351,14 @@ function syncEntry(key: {
     endpointPublicKey: P256PublicKey.fromKeyObject(new X509Certificate(key.pem).publicKey).point.toString('hex'),
     ...(key.entitlements ? { entitlements: key.entitlements.toString('hex') } : {}),
   };
+}
+
+/** The `vehicleId` an ack claims, read without verifying it (only to tell a cross-vehicle attempt). */
+function unverifiedVehicleId(jws: string): unknown {
+  try {
+    const claims = JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as unknown;
+    return typeof claims === 'object' && claims !== null ? (claims as { vehicleId?: unknown }).vehicleId : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -40,15 +40,16 @@ export class VehicleChannelController {
   @HttpCode(200)
   @ApiOperation({
     summary: 'Acknowledge a command',
-    description: 'For commands the car answered with 202: the signed ack arrives here later. Duplicates are accepted.',
+    description:
+      'For commands the car answered with 202: the signed ack arrives here later. An ack for a command already acknowledged is a replay (409); one about another vehicle is refused (403) and audited.',
   })
   @ApiResponse({ status: 200, type: VehicleAckResponse, description: 'Recorded.' })
-  @ApiProblems(400, 403, 404)
+  @ApiProblems(400, 403, 404, 409)
   async ack(@Req() request: MtlsRequest, @Body() body: VehicleAckDto): Promise<VehicleAckResponse> {
     const principal = request.principal!;
     if (principal.kind !== 'vehicle') throw new Error('guard let a non-vehicle through');
     const vehicle = await this.dataSource.getRepository(Vehicle).findOneByOrFail({ id: principal.vehicleId });
-    const delivery = await this.ledger.recordAck(vehicle, body.ack);
+    const delivery = await this.ledger.recordAck(vehicle, body.ack, { duplicates: 'refuse' });
     return { seq: delivery.seq, status: 'acked' };
   }
 }

@@ -104,7 +104,7 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
       const outcome = await this.client.send(vehicle.telematicsUrl, jws);
       switch (outcome.kind) {
         case 'acked':
-          await this.ledger.recordAck(vehicle, outcome.ack);
+          await this.ledger.recordAck(vehicle, outcome.ack, { duplicates: 'accept' });
           this.logger.log({ msg: 'command acked', ...log });
           return 'sent';
         case 'accepted':

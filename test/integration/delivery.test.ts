@@ -167,7 +167,7 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
       identity: other.identity,
       body: { ack: target.pendingAcks[0] },
     });
-    expect(forged.status).toBe(400);
+    expect(forged.status).toBe(403);
     const res = await mtlsRequest<{ seq: number; status: string }>(system, 'POST', '/vehicle/v1/acks', {
       identity: target.identity,
       body: { ack: target.pendingAcks[0] },

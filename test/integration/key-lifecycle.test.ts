@@ -122,7 +122,7 @@ describe('key lifecycle: suspend, resume, terminate through the delivery path', 
         body: { reason: 'deleted in wallet', terminationAttestation },
       });
     const forged = await send(proof(P256KeyPair.generate()));
-    expect(forged.status).toBe(400);
+    expect(forged.status).toBe(403);
     expect((await getKey(keyId)).state).toBe('active');
     const genuine = await send(proof(endpoint));
     expect(genuine.status).toBe(200);
