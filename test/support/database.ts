@@ -47,3 +47,22 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       withAdminClient((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => undefined),
   };
 }
+
+/**
+ * One digest per table of everything the product stores (migrations bookkeeping aside), to show
+ * a refused request changed nothing: equal before and after.
+ */
+export async function databaseDigest(query: <T>(sql: string) => Promise<T>): Promise<Record<string, string>> {
+  const tables = await query<Array<{ name: string }>>(
+    `SELECT table_name AS name FROM information_schema.tables
+      WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> 'migrations' ORDER BY 1`,
+  );
+  const digest: Record<string, string> = {};
+  for (const { name } of tables) {
+    const [row] = await query<Array<{ n: number; md5: string | null }>>(
+      `SELECT count(*)::int AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS md5 FROM "${name}" t`,
+    );
+    digest[name] = `${row.n}:${row.md5 ?? '-'}`;
+  }
+  return digest;
+}
