@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { DataSource } from 'typeorm';
 import { OperatorTokenVerifier } from '../common/auth/operator-token.js';
 import { createValidationPipe } from '../common/errors/validation.js';
+import { MAX_BODY_DEPTH, nestsDeeperThan } from '../common/request/body-depth.js';
 import type { AppConfig } from '../config/config.js';
 import { AppMetrics } from '../metrics/metrics.js';
 import { closeDeliveryQueues, createDeliveryQueues, type DeliveryQueues } from '../telematics/delivery-queue.js';
@@ -60,6 +61,14 @@ function instrument(fastify: FastifyInstance, metrics: AppMetrics, listener: 'mt
   });
 }
 
+/** 400 before validation for bodies nested deeper than MAX_BODY_DEPTH (class-transformer recurses). */
+function refuseDeepBodies(fastify: FastifyInstance): void {
+  fastify.addHook('preValidation', (request, _reply, done) => {
+    if (!nestsDeeperThan(request.body, MAX_BODY_DEPTH)) return done();
+    done(Object.assign(new Error(`the body nests deeper than ${MAX_BODY_DEPTH} levels`), { statusCode: 400 }));
+  });
+}
+
 /**
  * Builds the two listeners of the api process on one PostgreSQL pool: 8443 (mTLS; TLS rejects
  * any client certificate not chained to the Device OEM CA or the Vehicle OEM root) and 8080
@@ -105,7 +114,10 @@ export async function createApps(
       abortOnError: false,
     },
   );
-  for (const app of [api, admin]) app.useGlobalPipes(createValidationPipe());
+  for (const app of [api, admin]) {
+    app.useGlobalPipes(createValidationPipe());
+    refuseDeepBodies(app.getHttpAdapter().getInstance());
+  }
   return { api, admin };
 }
 
