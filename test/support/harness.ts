@@ -19,6 +19,7 @@ import {
   eventually,
   httpJson,
   readResponse,
+  requestPayload,
   type HttpJsonOptions,
   type HttpResult,
 } from '../../src/sim/world/http-json.js';
@@ -214,9 +215,14 @@ export function mtlsRequest<T = unknown>(
   system: TestSystem,
   method: string,
   path: string,
-  options: { identity?: ClientIdentity; body?: unknown; headers?: Record<string, string> } = {},
+  options: {
+    identity?: ClientIdentity;
+    body?: unknown;
+    rawBody?: string | Buffer;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<HttpResult<T>> {
-  const payload = options.body !== undefined ? JSON.stringify(options.body) : undefined;
+  const payload = requestPayload(options);
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       `${system.apiUrl}${path}`,

@@ -41,18 +41,19 @@ export function readResponse<T>(
   res.on('error', reject);
 }
 
+/** What a request sends: `rawBody` as is, else `body` as JSON, else nothing. */
+export function requestPayload(options: { body?: unknown; rawBody?: string | Buffer }): string | Buffer | undefined {
+  if (options.rawBody !== undefined) return options.rawBody;
+  return options.body !== undefined ? JSON.stringify(options.body) : undefined;
+}
+
 /** Plain HTTP with a JSON body: the server's admin listener and the simulator's control API. */
 export function httpJson<T = unknown>(
   method: string,
   url: string,
   options: HttpJsonOptions = {},
 ): Promise<HttpResult<T>> {
-  const payload =
-    options.rawBody !== undefined
-      ? options.rawBody
-      : options.body !== undefined
-        ? JSON.stringify(options.body)
-        : undefined;
+  const payload = requestPayload(options);
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       url,
