@@ -7,6 +7,7 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../../config/config.tokens.js';
 import type { AppConfig } from '../../config/config.js';
 import { clientCertificateRefusal } from '../../pki/client-certificate.js';
+import { constantTimeEqual } from '../../protocol/crypto/constant-time.js';
 import { Vehicle } from '../../vehicles/vehicle.entity.js';
 import { ProblemException } from '../errors/problem.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
@@ -89,7 +90,10 @@ export class MtlsPrincipalGuard implements CanActivate {
     const partner = this.partners.get(fingerprint);
     if (partner) return { kind: 'partner', partner, fingerprint };
     const issuer = peer.issuerCertificate;
-    if (!issuer?.fingerprint256 || normaliseFingerprint(issuer.fingerprint256) !== this.vehicleRootFingerprint)
+    if (
+      !issuer?.fingerprint256 ||
+      !constantTimeEqual(normaliseFingerprint(issuer.fingerprint256), this.vehicleRootFingerprint)
+    )
       return unregistered;
     const vehicle = await this.dataSource
       .getRepository(Vehicle)

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { from, lastValueFrom, type Observable } from 'rxjs';
 import { DataSource } from 'typeorm';
 import { canonicalJson } from '../../audit/canonical-json.js';
+import { constantTimeEqual } from '../../protocol/crypto/constant-time.js';
 import { ProblemException } from '../errors/problem.js';
 import { requestContextOf } from '../request/request-context.js';
 import { IdempotencyRecord } from './idempotency-record.entity.js';
@@ -69,7 +70,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     if (!claimed) {
       const existing = await repository.findOneBy({ principal, key });
       if (!existing) throw new ProblemException('idempotency-request-in-progress', 'retry the request');
-      if (existing.requestHash !== requestHash) {
+      if (!constantTimeEqual(existing.requestHash, requestHash)) {
         throw new ProblemException('idempotency-key-reused', 'this Idempotency-Key was sent with a different request');
       }
       if (existing.status !== 'completed') {
