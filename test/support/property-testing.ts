@@ -9,6 +9,22 @@ import { ProtocolError } from '../../src/protocol/errors.js';
  */
 export const RUNS = { numRuns: 10_000 } as const;
 
+/**
+ * Runs of a fuzzing property. The default keeps `npm test` quick; `DKS_FUZZ_RUNS=100000` is the
+ * long mode. A property that costs a whole handshake per run takes `1/costFactor` of it.
+ */
+export function fuzzRuns(defaultRuns: number, costFactor = 1): number {
+  const raw = process.env.DKS_FUZZ_RUNS;
+  if (raw === undefined || raw === '') return defaultRuns;
+  if (!/^[1-9]\d*$/.test(raw)) throw new Error(`DKS_FUZZ_RUNS="${raw}" is not valid: expected a positive integer`);
+  return Math.max(defaultRuns, Math.ceil(Number(raw) / costFactor));
+}
+
+/** A test timeout for `runs` runs of about `msPerRun` each, with room for a slow shared machine. */
+export function fuzzTimeoutMs(runs: number, msPerRun: number): number {
+  return Math.max(30_000, Math.ceil(runs * msPerRun * 4));
+}
+
 export type Outcome = { ok: unknown } | { error: string };
 
 export function outcome(run: () => unknown): Outcome {
