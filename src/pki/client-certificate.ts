@@ -2,9 +2,9 @@ import { x509 } from './certificate-issuer.js';
 
 /**
  * Why a TLS client certificate may not authenticate a client, or undefined when it may. OpenSSL
- * already refuses CA certificates and an EKU without clientAuth at the handshake, but it accepts
- * a key usage without digitalSignature, which an ECDSA client key needs to sign the handshake
- * (RFC 5280 §4.2.1.3). Checked once per TLS connection.
+ * refuses an EKU without clientAuth at the handshake, but accepts a CA certificate that lists
+ * clientAuth, and a key usage of keyAgreement alone, though an ECDSA client key needs
+ * digitalSignature to sign the handshake (RFC 5280 §4.2.1.3). Checked once per TLS connection.
  */
 export function clientCertificateRefusal(der: Uint8Array): string | undefined {
   let certificate: x509.X509Certificate;

@@ -52,18 +52,26 @@ describe('mTLS listener (8443)', () => {
     const leaf = new BasicConstraintsExtension(false, undefined, true);
     const clientAuth = new ExtendedKeyUsageExtension([ExtendedKeyUsage.clientAuth], false);
     const wrongUsages = {
+      // OpenSSL's client purpose check refuses the first two at the handshake…
       'server-only EKU': [
         leaf,
         new KeyUsagesExtension(KeyUsageFlags.digitalSignature, true),
         new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth], false),
       ],
       'no digitalSignature': [leaf, new KeyUsagesExtension(KeyUsageFlags.keyEncipherment, true), clientAuth],
-      'key agreement only': [leaf, new KeyUsagesExtension(KeyUsageFlags.keyAgreement, true), clientAuth],
+      // …but accepts these two (a CA with clientAuth; keyAgreement alone, which cannot sign): the guard refuses them.
       'a CA certificate': [
         new BasicConstraintsExtension(true, 0, true),
         new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.digitalSignature, true),
         clientAuth,
       ],
+      'key agreement only': [leaf, new KeyUsagesExtension(KeyUsageFlags.keyAgreement, true), clientAuth],
+    };
+    const expected: Record<string, string> = {
+      'server-only EKU': 'handshake refused',
+      'no digitalSignature': 'handshake refused',
+      'a CA certificate': '403 the client certificate is a CA certificate',
+      'key agreement only': '403 the client certificate key usage lacks digitalSignature',
     };
     for (const [what, extensions] of Object.entries(wrongUsages)) {
       const identity = await system.pki.issueClient({ issuer: 'device-oem', extensions });
@@ -75,11 +83,13 @@ describe('mTLS listener (8443)', () => {
       );
       try {
         const target = { ...system, apiUrl: `https://127.0.0.1:${restarted.apiPort}` };
-        const outcome = await mtlsRequest(target, 'GET', '/partner/v1/heartbeat', { identity }).then(
-          (res) => res.status,
+        const outcome = await mtlsRequest<{ detail: string }>(target, 'GET', '/partner/v1/heartbeat', {
+          identity,
+        }).then(
+          (res) => `${res.status} ${res.body.detail}`,
           () => 'handshake refused',
         );
-        expect([403, 'handshake refused'], what).toContain(outcome);
+        expect(outcome, what).toBe(expected[what]);
       } finally {
         await restarted.close();
       }
