@@ -3,7 +3,7 @@ import { createPublicKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TelematicsRejection } from '../../src/sim/vehicle/telematics-unit.js';
 import { adminRequest, eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
-import { TestCar } from '../support/test-car.js';
+import { TestCarFleet, type TestCar } from '../support/test-car.js';
 
 interface Delivery {
   id: string;
@@ -16,22 +16,18 @@ interface Delivery {
 describe('delivery of signed commands to cars (outbox → BullMQ → telematics)', () => {
   let system: TestSystem;
   let operator: string;
-  const cars: TestCar[] = [];
+  const fleet = new TestCarFleet(() => system);
 
   beforeAll(async () => {
     system = await startTestSystem({ worker: true });
     operator = await system.operatorToken(['vehicles:write', 'keys:read']);
   });
   afterAll(async () => {
-    await Promise.all(cars.map((car) => car.close()));
+    await fleet.close();
     await system?.stop();
   });
 
-  async function car(n: number): Promise<TestCar> {
-    const created = await TestCar.provision(system, n);
-    cars.push(created);
-    return created;
-  }
+  const car = (n: number): Promise<TestCar> => fleet.provision(n);
 
   async function sync(vin: string): Promise<Delivery> {
     const res = await adminRequest<Delivery>(system, 'POST', `/v1/vehicles/${vin}/sync`, { token: operator });
@@ -162,7 +158,7 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
     const [header] = target.pendingAcks[0].split('.');
     expect(JSON.parse(Buffer.from(header, 'base64url').toString('utf8'))).toMatchObject({ alg: 'ES256' });
     // Another car cannot ack it: the ack is checked against the caller's own key.
-    const other = cars[0];
+    const other = fleet.cars[0];
     const forged = await mtlsRequest(system, 'POST', '/vehicle/v1/acks', {
       identity: other.identity,
       body: { ack: target.pendingAcks[0] },

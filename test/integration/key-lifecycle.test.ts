@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { P256KeyPair } from '../../src/protocol/crypto/p256.js';
-import { encodeTerminationProof, terminationAttestationMessage } from '../../src/protocol/termination-attestation.js';
 import { adminRequest, eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
-import { activeOwnerKey } from '../support/owner-key.js';
+import { activeOwnerKey, terminationAttestation } from '../support/owner-key.js';
 import { TestCar } from '../support/test-car.js';
 
 interface KeyView {
@@ -107,19 +106,11 @@ describe('key lifecycle: suspend, resume, terminate through the delivery path', 
     cars.push(car);
     const endpoint = P256KeyPair.generate();
     const { keyId } = await activeOwnerKey(system, car, Buffer.from(endpoint.publicPoint));
-    const unixMs = Date.now();
-    const message = terminationAttestationMessage(
-      Buffer.from(car.vehicleIdentifier, 'hex'),
-      Buffer.from(keyId, 'hex'),
-      3n,
-      unixMs,
-    );
-    const proof = (signer: P256KeyPair) =>
-      encodeTerminationProof({ counter: 3n, unixMs, signature: signer.sign(message) }).toString('base64');
-    const send = (terminationAttestation: string) =>
+    const proof = (signer: P256KeyPair) => terminationAttestation(car.vehicleIdentifier, keyId, signer, 3n);
+    const send = (attestation: string) =>
       mtlsRequest<{ state: string }>(system, 'POST', `/partner/v1/keys/${keyId}/terminate`, {
         identity: system.pki.partner,
-        body: { reason: 'deleted in wallet', terminationAttestation },
+        body: { reason: 'deleted in wallet', terminationAttestation: attestation },
       });
     const forged = await send(proof(P256KeyPair.generate()));
     expect(forged.status).toBe(403);

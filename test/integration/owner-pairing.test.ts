@@ -7,7 +7,7 @@ import { P256PublicKey } from '../../src/protocol/crypto/p256.js';
 import { decodeKtsReceipt, ktsReceiptMessage } from '../../src/protocol/kts-receipt.js';
 import { deriveVerifierFromPassword } from '../../src/protocol/spake2plus-password.js';
 import { adminRequest, eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
-import { TestCar } from '../support/test-car.js';
+import { TestCarFleet, type TestCar } from '../support/test-car.js';
 import {
   certificateDer,
   endpointChain,
@@ -19,7 +19,7 @@ import {
 describe('owner pairing and key registration (server side)', () => {
   let system: TestSystem;
   let operator: string;
-  const cars: TestCar[] = [];
+  const fleet = new TestCarFleet(() => system);
   const captured: string[] = [];
   const restore: Array<() => void> = [];
 
@@ -37,15 +37,11 @@ describe('owner pairing and key registration (server side)', () => {
   });
   afterAll(async () => {
     for (const undo of restore) undo();
-    await Promise.all(cars.map((car) => car.close()));
+    await fleet.close();
     await system?.stop();
   });
 
-  async function car(n: number): Promise<TestCar> {
-    const created = await TestCar.provision(system, n);
-    cars.push(created);
-    return created;
-  }
+  const car = (n: number): Promise<TestCar> => fleet.provision(n);
 
   const startPairing = (vin: string) => startOwnerPairing(system, vin);
 

@@ -3,11 +3,10 @@ import { createPrivateKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACK_JWS_TYPE } from '../../src/protocol/telematics-messages.js';
 import { P256KeyPair } from '../../src/protocol/crypto/p256.js';
-import { encodeTerminationProof, terminationAttestationMessage } from '../../src/protocol/termination-attestation.js';
 import { databaseDigest } from '../support/database.js';
 import { adminRequest, eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
-import { activeOwnerKey } from '../support/owner-key.js';
-import { TestCar } from '../support/test-car.js';
+import { activeOwnerKey, terminationAttestation } from '../support/owner-key.js';
+import { TestCarFleet, type TestCar } from '../support/test-car.js';
 
 interface AuditRow {
   actor_type: string;
@@ -19,20 +18,27 @@ interface AuditRow {
 
 describe('access control between tenants, devices and vehicles (BOLA)', () => {
   let system: TestSystem;
-  const cars: TestCar[] = [];
+  const fleet = new TestCarFleet(() => system);
 
   beforeAll(async () => {
     system = await startTestSystem({ worker: true });
   });
   afterAll(async () => {
-    await Promise.all(cars.map((car) => car.close()));
+    await fleet.close();
     await system?.stop();
   });
 
-  async function car(n: number): Promise<TestCar> {
-    const created = await TestCar.provision(system, n);
-    cars.push(created);
-    return created;
+  const car = (n: number): Promise<TestCar> => fleet.provision(n);
+
+  /** Runs `attack` with the worker stopped, so only the requests could change the database. */
+  async function withWorkerStopped(attack: () => Promise<void>): Promise<void> {
+    await system.worker?.close();
+    system.worker = undefined;
+    try {
+      await attack();
+    } finally {
+      await system.startWorker();
+    }
   }
 
   const query = <T>(sql: string, params: unknown[] = []) => system.server.dataSource.query<T>(sql, params);
@@ -94,29 +100,24 @@ describe('access control between tenants, devices and vehicles (BOLA)', () => {
     const owner = P256KeyPair.generate();
     const friendDevice = P256KeyPair.generate();
     const { keyId } = await activeOwnerKey(system, target, Buffer.from(owner.publicPoint));
-    const unixMs = Date.now();
-    const message = terminationAttestationMessage(
-      Buffer.from(target.vehicleIdentifier, 'hex'),
-      Buffer.from(keyId, 'hex'),
-      1n,
-      unixMs,
-    );
-    const signedByFriend = encodeTerminationProof({ counter: 1n, unixMs, signature: friendDevice.sign(message) });
-    const before = await digest();
-    const res = await mtlsRequest<{ type: string }>(system, 'POST', `/partner/v1/keys/${keyId}/terminate`, {
-      identity: system.pki.partner,
-      body: { reason: 'deleted in wallet', terminationAttestation: signedByFriend.toString('base64') },
-    });
-    expect(res.status).toBe(403);
-    expect(res.body.type).toBe('urn:digital-key-server:problem:forbidden');
-    expect(await keyState(keyId)).toBe('active');
-    const after = await digest();
-    expect({ ...after, audit_events: '' }).toEqual({ ...before, audit_events: '' });
-    const [row] = await denials(keyId);
-    expect(row).toMatchObject({
-      actor_type: 'partner',
-      actor_id: 'device-oem',
-      details: { operation: 'terminate', reason: 'termination attestation not signed by the key', answered: 403 },
+    const signedByFriend = terminationAttestation(target.vehicleIdentifier, keyId, friendDevice, 1n);
+    await withWorkerStopped(async () => {
+      const before = await digest();
+      const res = await mtlsRequest<{ type: string }>(system, 'POST', `/partner/v1/keys/${keyId}/terminate`, {
+        identity: system.pki.partner,
+        body: { reason: 'deleted in wallet', terminationAttestation: signedByFriend },
+      });
+      expect(res.status).toBe(403);
+      expect(res.body.type).toBe('urn:digital-key-server:problem:forbidden');
+      expect(await keyState(keyId)).toBe('active');
+      const after = await digest();
+      expect({ ...after, audit_events: '' }).toEqual({ ...before, audit_events: '' });
+      const [row] = await denials(keyId);
+      expect(row).toMatchObject({
+        actor_type: 'partner',
+        actor_id: 'device-oem',
+        details: { operation: 'terminate', reason: 'termination attestation not signed by the key', answered: 403 },
+      });
     });
   });
 
@@ -133,54 +134,56 @@ describe('access control between tenants, devices and vehicles (BOLA)', () => {
       () => victim.pendingAcks.length,
       (n) => n === 1,
     );
-    const before = await digest();
-    // 1. The victim's genuine ack, relayed over the intruder's connection.
-    const relayed = await mtlsRequest(system, 'POST', '/vehicle/v1/acks', {
-      identity: intruder.identity,
-      body: { ack: victim.pendingAcks[0] },
-    });
-    expect(relayed.status).toBe(403);
-    // 2. An ack the intruder signs with its own vehicle key (its TLS identity), naming the victim.
-    const claim = {
-      vehicleId: victim.vehicleIdentifier,
-      seq: queued.body.seq,
-      keyListVersion: 0,
-      keyListDigest: '0'.repeat(64),
-    };
-    const forged = await new CompactSign(Buffer.from(JSON.stringify(claim)))
-      .setProtectedHeader({ alg: 'ES256', typ: ACK_JWS_TYPE })
-      .sign(createPrivateKey(intruder.identity.keyPem));
-    const signed = await mtlsRequest(system, 'POST', '/vehicle/v1/acks', {
-      identity: intruder.identity,
-      body: { ack: forged },
-    });
-    expect(signed.status).toBe(403);
-    expect(signed.headers['content-type']).toContain('application/problem+json');
-    const after = await digest();
-    expect({ ...after, audit_events: '' }).toEqual({ ...before, audit_events: '' });
-    const rows = await denials(victim.vehicleIdentifier);
-    expect(rows).toHaveLength(2);
-    for (const row of rows) {
-      expect(row).toMatchObject({
-        actor_type: 'vehicle',
-        actor_id: intruder.vin,
-        subject_type: 'vehicle',
-        details: { operation: 'ack', reason: 'ack for another vehicle', answered: 403 },
+    await withWorkerStopped(async () => {
+      const before = await digest();
+      // 1. The victim's genuine ack, relayed over the intruder's connection.
+      const relayed = await mtlsRequest(system, 'POST', '/vehicle/v1/acks', {
+        identity: intruder.identity,
+        body: { ack: victim.pendingAcks[0] },
       });
-    }
-    // The victim's own ack still lands, once; its replay is 409 and changes nothing.
-    const genuine = await mtlsRequest(system, 'POST', '/vehicle/v1/acks', {
-      identity: victim.identity,
-      body: { ack: victim.pendingAcks[0] },
+      expect(relayed.status).toBe(403);
+      // 2. An ack the intruder signs with its own vehicle key (its TLS identity), naming the victim.
+      const claim = {
+        vehicleId: victim.vehicleIdentifier,
+        seq: queued.body.seq,
+        keyListVersion: 0,
+        keyListDigest: '0'.repeat(64),
+      };
+      const forged = await new CompactSign(Buffer.from(JSON.stringify(claim)))
+        .setProtectedHeader({ alg: 'ES256', typ: ACK_JWS_TYPE })
+        .sign(createPrivateKey(intruder.identity.keyPem));
+      const signed = await mtlsRequest(system, 'POST', '/vehicle/v1/acks', {
+        identity: intruder.identity,
+        body: { ack: forged },
+      });
+      expect(signed.status).toBe(403);
+      expect(signed.headers['content-type']).toContain('application/problem+json');
+      const after = await digest();
+      expect({ ...after, audit_events: '' }).toEqual({ ...before, audit_events: '' });
+      const rows = await denials(victim.vehicleIdentifier);
+      expect(rows).toHaveLength(2);
+      for (const row of rows) {
+        expect(row).toMatchObject({
+          actor_type: 'vehicle',
+          actor_id: intruder.vin,
+          subject_type: 'vehicle',
+          details: { operation: 'ack', reason: 'ack for another vehicle', answered: 403 },
+        });
+      }
+      // The victim's own ack still lands, once; its replay is 409 and changes nothing.
+      const genuine = await mtlsRequest(system, 'POST', '/vehicle/v1/acks', {
+        identity: victim.identity,
+        body: { ack: victim.pendingAcks[0] },
+      });
+      expect(genuine.status).toBe(200);
+      const settled = await digest();
+      const replay = await mtlsRequest<{ type: string }>(system, 'POST', '/vehicle/v1/acks', {
+        identity: victim.identity,
+        body: { ack: victim.pendingAcks[0] },
+      });
+      expect(replay.status).toBe(409);
+      expect(replay.body.type).toBe('urn:digital-key-server:problem:conflict');
+      expect(await digest()).toEqual(settled);
     });
-    expect(genuine.status).toBe(200);
-    const settled = await digest();
-    const replay = await mtlsRequest<{ type: string }>(system, 'POST', '/vehicle/v1/acks', {
-      identity: victim.identity,
-      body: { ack: victim.pendingAcks[0] },
-    });
-    expect(replay.status).toBe(409);
-    expect(replay.body.type).toBe('urn:digital-key-server:problem:conflict');
-    expect(await digest()).toEqual(settled);
   });
 });

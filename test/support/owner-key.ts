@@ -1,5 +1,7 @@
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { loadCertificateAuthority } from '../../src/pki/certificate-issuer.js';
+import type { P256KeyPair } from '../../src/protocol/crypto/p256.js';
+import { encodeTerminationProof, terminationAttestationMessage } from '../../src/protocol/termination-attestation.js';
 import { issueEndpointCertificate } from '../../src/pki/endpoint-certificate.js';
 import { adminRequest, eventually, mtlsRequest, type TestSystem } from './harness.js';
 import type { TestCar } from './test-car.js';
@@ -82,4 +84,21 @@ export async function activeOwnerKey(system: TestSystem, car: TestCar, key?: Buf
     (state) => state === 'active',
   );
   return res.body;
+}
+
+/** A device's termination attestation (PROTOCOL.md §5) for `keyId`, signed by `signer`, as base64. */
+export function terminationAttestation(
+  vehicleIdentifier: string,
+  keyId: string,
+  signer: P256KeyPair,
+  counter: bigint,
+  unixMs = Date.now(),
+): string {
+  const message = terminationAttestationMessage(
+    Buffer.from(vehicleIdentifier, 'hex'),
+    Buffer.from(keyId, 'hex'),
+    counter,
+    unixMs,
+  );
+  return encodeTerminationProof({ counter, unixMs, signature: signer.sign(message) }).toString('base64');
 }

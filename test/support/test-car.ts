@@ -119,3 +119,20 @@ export class TestCar {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }
+
+/** The cars of one test file: provisioned on demand, closed together at the end. */
+export class TestCarFleet {
+  readonly cars: TestCar[] = [];
+
+  constructor(private readonly system: () => TestSystem) {}
+
+  async provision(n: number): Promise<TestCar> {
+    const car = await TestCar.provision(this.system(), n);
+    this.cars.push(car);
+    return car;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.cars.map((car) => car.close()));
+  }
+}

@@ -3,7 +3,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SW } from '../../protocol/apdu.js';
 import { EphemeralKeyPair } from '../../protocol/crypto/p256.js';
-import { ENTITLEMENT_PROFILES } from '../../protocol/entitlements.js';
 import {
   encodeAuth0Command,
   encodeAuth1Command,
@@ -11,11 +10,9 @@ import {
   INS,
   type TransactionCode,
 } from '../../protocol/transaction.js';
-import { provisionKey } from '../nfc/provision-key.js';
 import { tap } from '../nfc/tap.js';
-import { SimulatedVehicle } from '../vehicle/simulated-vehicle.js';
-import { SoftwareSecureElement } from './software-secure-element.js';
 import { applyEdits, editArb, fuzzRuns, fuzzTimeoutMs } from '../../../test/support/property-testing.js';
+import { ownerWithRecordedTaps } from '../../../test/support/recorded-taps.js';
 
 const STATUS_WORDS = new Set<number>([
   SW.OK,
@@ -34,15 +31,9 @@ describe('fuzzing the applet APDU handler', () => {
   it(
     `always answers a status word and never reveals a key identifier without a valid reader signature (${RUNS} runs)`,
     async () => {
-      const car = new SimulatedVehicle();
-      const se = new SoftwareSecureElement();
-      const { keyIdentifier, endpointPublicKey } = provisionKey(se, car, {
-        role: 'owner',
-        entitlements: ENTITLEMENT_PROFILES.OWNER,
-      });
       // Real traffic to mutate: a standard and a fast transaction, recorded on the air.
-      const standard = await tap(se, car, 'door', 'unlock', { record: true });
-      const fast = await tap(se, car, 'door', 'unlock', { record: true });
+      const { car, se, key, standard, fast } = await ownerWithRecordedTaps(['door', 'unlock'], ['door', 'unlock']);
+      const { keyIdentifier, endpointPublicKey } = key;
       expect([standard.transaction, fast.transaction]).toEqual(['standard', 'fast']);
       const recorded = [...standard.transcript, ...fast.transcript].map((entry) => entry.command);
       // Well-formed AUTH0s for this car (fresh ephemerals), so runs reach AUTH1 and EXCHANGE.

@@ -113,6 +113,17 @@ describe('fuzzing the framework applet APDU handler (§3.2)', () => {
   const carSpake = () =>
     new Spake2PlusVerifier(verifierRecord, { selectedVersion: u16(0x0100), supportedVersions: fromHex('02000100') });
 
+  /** SELECT → REQUEST → VERIFY for real, as a car holding the right verifier: the session keys. */
+  const genuineHandshake = (se: SoftwareSecureElement) => {
+    se.enterPairingPassword(PASSWORD);
+    se.transmit(encodeSelectCommand(FRAMEWORK_APPLET_AID));
+    const spake = carSpake();
+    const X = parseSpake2RequestResponse(parseResponseApdu(se.transmit(request())).data);
+    const verify = parseResponseApdu(se.transmit(encodeSpake2VerifyCommand(spake.respond(X))));
+    expect(verify.sw).toBe(SW.OK);
+    return spake.confirm(parseSpake2VerifyResponse(verify.data));
+  };
+
   it(
     `always answers a status word and never reveals M2 without a valid M1 (${RUNS} runs)`,
     () => {
@@ -183,13 +194,7 @@ describe('fuzzing the framework applet APDU handler (§3.2)', () => {
       );
       // Nothing stuck: the same applet still runs a genuine SPAKE2+ handshake to the end.
       se.fieldLost();
-      se.enterPairingPassword(PASSWORD);
-      se.transmit(encodeSelectCommand(FRAMEWORK_APPLET_AID));
-      const spake = carSpake();
-      const X = parseSpake2RequestResponse(parseResponseApdu(se.transmit(request())).data);
-      const verify = parseResponseApdu(se.transmit(encodeSpake2VerifyCommand(spake.respond(X))));
-      expect(verify.sw).toBe(SW.OK);
-      expect(() => spake.confirm(parseSpake2VerifyResponse(verify.data))).not.toThrow();
+      expect(genuineHandshake(se).Kenc).toHaveLength(16);
     },
     fuzzTimeoutMs(RUNS, 1.5),
   );
@@ -201,13 +206,7 @@ describe('fuzzing the framework applet APDU handler (§3.2)', () => {
       const blocks = splitWriteDataBlocks(pairingData);
       /** SELECT → REQUEST → VERIFY for real; returns the car's end of the pairing channel. */
       const authenticate = (): SecureChannel => {
-        se.enterPairingPassword(PASSWORD);
-        se.transmit(encodeSelectCommand(FRAMEWORK_APPLET_AID));
-        const spake = carSpake();
-        const X = parseSpake2RequestResponse(parseResponseApdu(se.transmit(request())).data);
-        const verify = parseResponseApdu(se.transmit(encodeSpake2VerifyCommand(spake.respond(X))));
-        expect(verify.sw).toBe(SW.OK);
-        const keys = spake.confirm(parseSpake2VerifyResponse(verify.data));
+        const keys = genuineHandshake(se);
         return SecureChannel.afterPairing({ kenc: keys.Kenc, kmac: keys.Kmac, krmac: keys.Krmac }, 'reader');
       };
       fc.assert(

@@ -16,6 +16,7 @@ import type { ReaderLocation } from './vehicle-events.js';
 import { SimulatedVehicle } from './simulated-vehicle.js';
 import { READER_ACTIONS } from './vehicle-reader.js';
 import { applyEdits, editArb, fuzzRuns, fuzzTimeoutMs, type Edit } from '../../../test/support/property-testing.js';
+import { ownerWithRecordedTaps } from '../../../test/support/recorded-taps.js';
 
 const RUNS = fuzzRuns(3_000);
 const MITM_RUNS = fuzzRuns(1_000, 2);
@@ -87,14 +88,11 @@ describe('fuzzing the car readers with hostile phones (§4)', () => {
   it(
     `random and mutated answers never open, start or crash the car (${RUNS} runs)`,
     async () => {
-      const car = new SimulatedVehicle();
-      const se = new SoftwareSecureElement();
-      const { keyIdentifier, endpointPublicKey } = provisionKey(se, car, {
-        role: 'owner',
-        entitlements: ENTITLEMENT_PROFILES.OWNER,
-      });
-      const standard = await tap(se, car, 'console', 'engine-start', { record: true });
-      const fast = await tap(se, car, 'door', 'unlock', { record: true });
+      const { car, se, key, standard, fast } = await ownerWithRecordedTaps(
+        ['console', 'engine-start'],
+        ['door', 'unlock'],
+      );
+      const { keyIdentifier, endpointPublicKey } = key;
       expect([standard.result, fast.result]).toEqual(['granted', 'granted']);
       const hostile = new HostileCard([standard.transcript, fast.transcript]);
       const actuations = car.actuations;
