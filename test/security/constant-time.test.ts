@@ -8,7 +8,7 @@ const SRC = join(__dirname, '..', '..', 'src');
 /** Names of values an attacker could recover byte by byte from how long a comparison takes. */
 const SECRET_OPERAND =
   /(mac|cryptogram|evidence|fingerprint|hash|\bM[12]\b|password|verifier|\bw0\b|secret|receipt)\b/i;
-/** Comparisons done without the constant-time helper. */
+/** Comparisons written without constantTimeEqual. */
 const COMPARISONS: RegExp[] = [
   /([\w.$[\]()?!]+)\s*(?:===|!==|==|!=)\s*([\w.$[\]()?!'"`]+)/g,
   /([\w.$[\]()?!]+)\.equals\(([^)]*)\)/g,
