@@ -102,6 +102,7 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
       keyId: notification.keyIdentifier,
       type: notification.type,
       eventId: notification.id,
+      correlationId: notification.correlationId,
     };
     const base = this.config.partnerNotificationUrls[notification.partner];
     if (!base) {

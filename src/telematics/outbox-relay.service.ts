@@ -73,6 +73,14 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
         );
       }
       await manager.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
+      for (const row of rows) {
+        this.logger.debug({
+          msg: 'outbox row published',
+          topic: row.topic,
+          jobId: row.id,
+          correlationId: row.correlationId,
+        });
+      }
       return rows.length;
     });
   }

@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
+import { activeOwnerKey } from '../support/owner-key.js';
+import { TestCar } from '../support/test-car.js';
+
+/**
+ * One correlation id follows a request through every hop (README "Operations"): the partner
+ * call's `x-request-id`, the audit row, the outbox row and the job, the worker's log lines for
+ * the car's ack and for the notification to the Device OEM.
+ */
+describe('correlation id from the partner call to the car ack and the notification', () => {
+  let system: TestSystem;
+  let car: TestCar;
+  const captured: string[] = [];
+  const restore: Array<() => void> = [];
+
+  beforeAll(async () => {
+    for (const stream of [process.stdout, process.stderr]) {
+      const write = stream.write.bind(stream);
+      stream.write = (chunk: string | Uint8Array, ...rest: never[]) => {
+        captured.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+        return write(chunk, ...rest);
+      };
+      restore.push(() => (stream.write = write));
+    }
+    system = await startTestSystem({ worker: true, env: { PAIRING_SCRYPT_N: '1024', LOG_LEVEL: 'debug' } });
+    car = await TestCar.provision(system, 1);
+  });
+  afterAll(async () => {
+    for (const undo of restore) undo();
+    await car?.close();
+    await system?.stop();
+  });
+
+  /** The JSON log lines that carry `correlationId`. */
+  const logLines = (correlationId: string) =>
+    captured
+      .join('')
+      .split('\n')
+      .filter((line) => line.includes(correlationId))
+      .map((line) => {
+        try {
+          return JSON.parse(line) as { message?: { msg?: string; correlationId?: string } };
+        } catch {
+          return {};
+        }
+      })
+      .map((entry) => entry.message?.msg)
+      .filter((msg): msg is string => typeof msg === 'string');
+
+  it('carries the x-request-id of a partner terminate into the audit, outbox, job, ack and notification logs', async () => {
+    const { keyId } = await activeOwnerKey(system, car);
+    const correlationId = 'corr-terminate-0001';
+    const res = await mtlsRequest<{ state: string }>(system, 'POST', `/partner/v1/keys/${keyId}/terminate`, {
+      identity: system.pki.partner,
+      body: { reason: 'correlation test' },
+      headers: { 'x-request-id': correlationId },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-request-id']).toBe(correlationId);
+
+    const db = system.server.dataSource;
+    const audit = await db.query<Array<{ action: string }>>(
+      'SELECT action FROM audit_events WHERE correlation_id = $1 ORDER BY id',
+      [correlationId],
+    );
+    expect(audit.map((row) => row.action)).toContain('key.terminating');
+    const outbox = await db.query<Array<{ id: string; topic: string }>>(
+      'SELECT id, topic FROM outbox WHERE correlation_id = $1',
+      [correlationId],
+    );
+    expect(outbox.map((row) => row.topic).sort()).toEqual(['partner-notification', 'vehicle-command']);
+    const command = outbox.find((row) => row.topic === 'vehicle-command')!;
+    const job = await system.server.queues.vehicleCommands.getJob(command.id);
+    expect(job?.data).toMatchObject({ correlationId });
+
+    // The worker's lines: published, acked by the car, and the notification attempt.
+    await eventually(
+      () => logLines(correlationId),
+      (messages) =>
+        messages.includes('outbox row published') &&
+        messages.includes('command acked') &&
+        messages.some((msg) => msg.startsWith('partner')),
+    );
+    // The car's ack settles the key in a transaction that keeps the same id.
+    await eventually(
+      async () =>
+        (
+          await db.query<Array<{ action: string }>>('SELECT action FROM audit_events WHERE correlation_id = $1', [
+            correlationId,
+          ])
+        ).map((row) => row.action),
+      (actions) => actions.includes('key.terminated'),
+    );
+  });
+});
