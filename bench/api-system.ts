@@ -194,7 +194,8 @@ export function startServerProcess(
       reject(new Error(`${script} exited (${code ?? signal}) before listening: ${stderr.trim().slice(-600)}`));
     });
     child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
+      // Only the last words are kept: a server logging for minutes must not grow this process.
+      stderr = (stderr + chunk.toString('utf8')).slice(-8_192);
       const match = started ? null : portLine.exec(stderr);
       if (!match) return;
       started = true;
