@@ -122,7 +122,7 @@ describe('revocation, end to end', () => {
   it('operator: suspend → the car refuses; resume → it accepts again; terminate → terminating, terminated on the ack, refused, deleted on the phone', async () => {
     const { car, owner } = await pairedAndWarm(1);
     const { keyId, phone } = owner;
-    world.setDeviceOnline(phone, false);
+    await world.setDeviceOnline(phone, false);
 
     const suspended = await operatorCall('POST', `/v1/keys/${keyId}/suspend`, { reason: 'e2e: suspend' });
     expect(suspended).toMatchObject({ status: 200, body: { keyId, state: 'suspended' } });
@@ -132,7 +132,7 @@ describe('revocation, end to end', () => {
     // The backend verified KEY_SUSPENDED and holds it for the phone; back in reach, the Wallet shows it suspended.
     await notified(keyId, 'KEY_SUSPENDED', 'queued');
     expect(phone.walletKey(keyId)?.keyState).toBe('active');
-    world.setDeviceOnline(phone, true);
+    await world.setDeviceOnline(phone, true);
     expect(phone.walletKey(keyId)).toMatchObject({ keyState: 'suspended', serverState: 'suspended' });
     expect(await phone.tap(car, 'door', 'unlock')).toMatchObject({ result: 'failed', reason: 'device-refused' });
 
@@ -147,7 +147,7 @@ describe('revocation, end to end', () => {
     expect(await phone.tap(car, 'console', 'engine-start')).toMatchObject({ result: 'granted', keyId });
     car.stopEngine();
 
-    world.setDeviceOnline(phone, false);
+    await world.setDeviceOnline(phone, false);
     const terminated = await operatorCall('POST', `/v1/keys/${keyId}/terminate`, { reason: 'e2e: terminate' });
     expect(terminated).toMatchObject({ status: 200, body: { state: 'terminating' } });
     await eventually(
@@ -185,7 +185,7 @@ describe('revocation, end to end', () => {
     expect(inbound.every((call) => call.peer === 'digital-key-server' && call.status === 202)).toBe(true);
 
     // Back in reach: remote termination deletes the key from the SE.
-    world.setDeviceOnline(phone, true);
+    await world.setDeviceOnline(phone, true);
     expectKeyDeleted(phone, keyId);
     expect(phone.keyUpdates.filter((update) => update.keyId === keyId).map((update) => update.result)).toEqual([
       'noted',
@@ -201,7 +201,7 @@ describe('revocation, end to end', () => {
     const { keyId, phone } = owner;
     expect(world.deviceOem.keysOf(phone.deviceId)).toEqual([keyId]);
     // The phone is lost, in a thief's pocket in airplane mode: it never hears of the suspension.
-    world.setDeviceOnline(phone, false);
+    await world.setDeviceOnline(phone, false);
 
     const lost = await world.deviceOem.enterLostMode(phone.deviceId);
     expect(lost).toEqual([expect.objectContaining({ keyId, state: 'suspended' })]);
@@ -225,7 +225,7 @@ describe('revocation, end to end', () => {
     expect(found).toMatchObject({ status: 200, body: { keyId, state: 'active' } });
     await carState(car, keyId, 'active');
     await notified(keyId, 'KEY_RESUMED', 'queued');
-    world.setDeviceOnline(phone, true);
+    await world.setDeviceOnline(phone, true);
     expect(phone.keyUpdates.filter((update) => update.keyId === keyId).map((update) => update.type)).toEqual([
       'KEY_ACTIVATED',
       'KEY_SUSPENDED',
@@ -247,8 +247,8 @@ describe('revocation, end to end', () => {
       keyId: friendKeyId,
     });
     car.stopEngine();
-    world.setDeviceOnline(owner.phone, false);
-    world.setDeviceOnline(friendPhone, false);
+    await world.setDeviceOnline(owner.phone, false);
+    await world.setDeviceOnline(friendPhone, false);
 
     const vin = world.vinOf(car);
     const res = await operatorCall<{ items: KeyView[] }>('POST', `/v1/vehicles/${vin}/keys/terminate-all`, {
@@ -284,7 +284,7 @@ describe('revocation, end to end', () => {
     ] as const) {
       expect((await notified(keyId, 'KEY_TERMINATING', 'queued')).deviceId).toBe(phone.deviceId);
       await notified(keyId, 'KEY_TERMINATED', 'queued');
-      world.setDeviceOnline(phone, true);
+      await world.setDeviceOnline(phone, true);
       expectKeyDeleted(phone, keyId);
     }
   });
@@ -292,7 +292,7 @@ describe('revocation, end to end', () => {
   it('car offline for the whole revocation: terminating while the car still knows the key; terminated within seconds of coverage; then refused', async () => {
     const { car, owner } = await pairedAndWarm(4);
     const { keyId, phone } = owner;
-    world.setDeviceOnline(phone, false);
+    await world.setDeviceOnline(phone, false);
     world.setOnline(car, false);
 
     const res = await operatorCall('POST', `/v1/keys/${keyId}/terminate`, { reason: 'e2e: car offline' });
@@ -327,7 +327,7 @@ describe('revocation, end to end', () => {
     expect(car.endpoint(keyId)).toMatchObject({ state: 'terminated', hasKpersistent: false });
     await expectCarRefuses(car, phone, keyId, 'key-revoked');
     await notified(keyId, 'KEY_TERMINATED', 'queued');
-    world.setDeviceOnline(phone, true);
+    await world.setDeviceOnline(phone, true);
     expectKeyDeleted(phone, keyId);
   });
 
@@ -336,7 +336,7 @@ describe('revocation, end to end', () => {
     const friendPhone = world.device('Friend Phone 6');
     const friendKeyId = await world.shareKey(car, owner, friendPhone, 'UNLOCK_AND_DRIVE');
     await warmUp(car, friendPhone, friendKeyId);
-    world.setDeviceOnline(friendPhone, false);
+    await world.setDeviceOnline(friendPhone, false);
     // Telematics down for the whole story: no command reaches the car, no report leaves it.
     world.setOnline(car, false);
 
@@ -396,14 +396,95 @@ describe('revocation, end to end', () => {
     const timeline = (await operatorCall<Timeline>('GET', `/v1/keys/${friendKeyId}/timeline`)).body.entries;
     expect(timeline.filter((entry) => entry.event === 'key.terminated')).toHaveLength(1);
     await expectCarRefuses(car, friendPhone, friendKeyId, 'key-revoked');
-    world.setDeviceOnline(friendPhone, true);
+    await world.setDeviceOnline(friendPhone, true);
     expectKeyDeleted(friendPhone, friendKeyId);
+  });
+
+  it("car HMI: the owner deletes a friend in the car's screen → refused at once; the server revokes it and the friend's phone deletes the key", async () => {
+    const { car, owner } = await pairedAndWarm(7);
+    const friendPhone = world.device('Friend Phone 7');
+    const friendKeyId = await world.shareKey(car, owner, friendPhone, 'UNLOCK_AND_DRIVE');
+    await warmUp(car, friendPhone, friendKeyId);
+    // Out of reach of its maker's backend, the friend's phone still presents the key.
+    await world.setDeviceOnline(friendPhone, false);
+
+    car.deleteAtHmi(friendKeyId);
+    expect(car.endpoint(friendKeyId)).toMatchObject({ state: 'terminated', hasKpersistent: false });
+    await expectCarRefuses(car, friendPhone, friendKeyId, 'key-revoked');
+    // The car reports it; the server revokes through the normal path; the car acks the SET_STATE.
+    await eventually(
+      () => serverState(friendKeyId),
+      (state) => state === 'terminated',
+    );
+    expect(car.reporter!.results).toContainEqual(
+      expect.objectContaining({
+        report: expect.objectContaining({ type: 'KEY_DELETED_AT_CAR', keyId: friendKeyId }) as unknown,
+        outcome: 'applied',
+      }),
+    );
+    const timeline = (await operatorCall<Timeline>('GET', `/v1/keys/${friendKeyId}/timeline`)).body.entries;
+    expect(timeline.find((entry) => entry.event === 'key.terminating')?.details).toMatchObject({
+      actor: `vehicle:${world.vinOf(car)}`,
+      reason: 'deleted at the car',
+    });
+    // The remote termination request reaches the friend's phone when it is back in reach.
+    await notified(friendKeyId, 'KEY_TERMINATING', 'queued');
+    await world.setDeviceOnline(friendPhone, true);
+    expectKeyDeleted(friendPhone, friendKeyId);
+    // The owner key is untouched.
+    expect(await owner.phone.tap(car, 'door', 'unlock')).toMatchObject({ result: 'granted', keyId: owner.keyId });
+  });
+
+  it('owner device: the owner deletes a friend key through its maker → the car refuses it, the friend phone deletes it', async () => {
+    const { car, owner } = await pairedAndWarm(8);
+    const friendPhone = world.device('Friend Phone 8');
+    const friendKeyId = await world.shareKey(car, owner, friendPhone, 'UNLOCK_ONLY');
+    await warmUp(car, friendPhone, friendKeyId);
+    await world.setDeviceOnline(friendPhone, false);
+
+    const view = await owner.phone.revokeSharedKey(friendKeyId);
+    expect(view.state).toBe('terminating');
+    await carState(car, friendKeyId, 'terminated');
+    await expectCarRefuses(car, friendPhone, friendKeyId, 'key-revoked');
+    await eventually(
+      () => serverState(friendKeyId),
+      (state) => state === 'terminated',
+    );
+    await notified(friendKeyId, 'KEY_TERMINATED');
+    await world.setDeviceOnline(friendPhone, true);
+    expectKeyDeleted(friendPhone, friendKeyId);
+  });
+
+  it('device: a key deleted in the Wallet offline is disabled at once; the signed proof revokes it at the car when the phone is back online', async () => {
+    const { car, owner } = await pairedAndWarm(9);
+    const { keyId, phone } = owner;
+    await world.setDeviceOnline(phone, false);
+
+    expect(await phone.deleteKey(keyId)).toBe('queued');
+    // The SE refuses to use the key from this moment, network or not.
+    expect(phone.secureElement.keys().find((key) => key.keyId === keyId)?.state ?? 'gone').not.toBe('active');
+    expect(await phone.tap(car, 'door', 'unlock')).not.toMatchObject({ result: 'granted' });
+    expect(phone.unsentTerminations).toEqual([keyId]);
+    expect(await serverState(keyId)).toBe('active');
+
+    await world.setDeviceOnline(phone, true);
+    expect(phone.unsentTerminations).toEqual([]);
+    await eventually(
+      () => serverState(keyId),
+      (state) => state === 'terminated',
+    );
+    expect(car.endpoint(keyId)).toMatchObject({ state: 'terminated', hasKpersistent: false });
+    const timeline = (await operatorCall<Timeline>('GET', `/v1/keys/${keyId}/timeline`)).body.entries;
+    expect(timeline.find((entry) => entry.event === 'key.terminating')?.details).toMatchObject({
+      deviceAttested: true,
+    });
+    await notified(keyId, 'KEY_TERMINATED');
   });
 
   it("the car deletes the endpoint's Kpersistent the moment it applies SET_STATE terminated: the old one opens nothing", async () => {
     const { car, owner } = await pairedAndWarm(5);
     const { keyId, phone } = owner;
-    world.setDeviceOnline(phone, false);
+    await world.setDeviceOnline(phone, false);
     let kpersistentWhenDenied: boolean | undefined;
     const unsubscribe = car.events.subscribe((event) => {
       if (event.kind === 'key-list' && event.keyId === keyId && event.change === 'denied') {

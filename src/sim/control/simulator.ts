@@ -220,10 +220,13 @@ export class Simulator {
     return { ...this.deviceView(phone), keyUpdates: phone.keyUpdates.slice(-EVENT_LOG_PAGE) };
   }
 
-  setDeviceOnline(deviceId: string, online: boolean): Record<string, unknown> {
+  async setDeviceOnline(deviceId: string, online: boolean): Promise<Record<string, unknown>> {
     const phone = this.#device(deviceId);
-    this.world.setDeviceOnline(phone, online);
-    this.save();
+    try {
+      await this.world.setDeviceOnline(phone, online);
+    } finally {
+      this.save();
+    }
     return this.deviceView(phone);
   }
 
@@ -323,7 +326,8 @@ export class Simulator {
     this.#walletKey(phone, keyId);
     try {
       const key = await phone.deleteKey(keyId);
-      return { keyId, deviceId, state: key.state };
+      // Offline, the SE has disabled the key and holds the signed proof until the phone is back.
+      return { keyId, deviceId, state: key === 'queued' ? 'deleted-offline' : key.state };
     } finally {
       this.save();
     }

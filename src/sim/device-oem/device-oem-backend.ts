@@ -365,13 +365,13 @@ export class DeviceOemBackend {
   /** A key deleted in the Wallet, with the SE's termination proof (`POST /partner/v1/keys/{keyId}/terminate`, §5). */
   async terminateKey(
     keyId: string,
-    terminationAttestation: string,
+    terminationAttestation: string | undefined,
     reason = 'deleted in the wallet',
   ): Promise<PartnerKey> {
     checkKeyId(keyId);
     const response = await this.call<PartnerKey>('POST', `/partner/v1/keys/${keyId}/terminate`, {
       reason,
-      terminationAttestation,
+      ...(terminationAttestation === undefined ? {} : { terminationAttestation }),
     });
     if (response.status !== 200) throw new PartnerCallError(response.status, response.body);
     return response.body;

@@ -40,8 +40,11 @@ import type { PairingEvent, PairingReason, PairingResult, ReaderLocation } from 
 /** The part of the phone maker's backend a phone uses to register a key (`DeviceOemBackend` implements it). */
 export interface KeyRegistrar {
   registerKey(request: KeyRegistrationRequest): Promise<KeyRegistration>;
-  /** Reports a key deleted in the Wallet with its termination proof (base64, §5). */
-  terminateKey?(keyId: string, terminationAttestation: string, reason?: string): Promise<PartnerKey>;
+  /**
+   * Reports a key deleted in the Wallet with its termination proof (base64, §5), or — without a
+   * proof — asks for a key the owner manages (a friend's) to be terminated.
+   */
+  terminateKey?(keyId: string, terminationAttestation: string | undefined, reason?: string): Promise<PartnerKey>;
   /** The maker's invitation mailboxes and share-link base (§7 step 1). */
   readonly invitations?: InvitationRelay;
   readonly shareBaseUrl?: string;
@@ -157,6 +160,9 @@ export interface DeviceSnapshot {
   secureElement: string;
   wallet: WalletEntry[];
   keyUpdates: DeviceKeyUpdate[];
+  /** Wallet deletions signed offline, not yet delivered (absent in older snapshots). */
+  unsentTerminations?: Array<{ keyId: string; proof: string; reason: string }>;
+  online?: boolean;
 }
 
 /** Default validity of a shared key (§7): a week. */
@@ -201,6 +207,9 @@ export class SimulatedDevice implements ManagedDevice {
   readonly keyUpdates: DeviceKeyUpdate[] = [];
   readonly #options: SimulatedDeviceOptions;
   readonly #wallet = new Map<string, WalletEntry>();
+  /** Wallet deletions signed while the phone had no network, sent when it is back (§5). */
+  readonly #unsentTerminations: Array<{ keyId: string; proof: string; reason: string }> = [];
+  #online = true;
   /** Friend keys created for an invitation, waiting for the owner's attestation (§7). */
   readonly #friendRequests = new Map<string, FriendKeyRequest>();
   /** Owner side: invitations sent and not yet answered, by mailbox id (§7 step 1). */
@@ -232,6 +241,8 @@ export class SimulatedDevice implements ManagedDevice {
       secureElement: this.secureElement.exportState(this.#storageKey).toString('base64'),
       wallet: [...this.#wallet.values()],
       keyUpdates: [...this.keyUpdates],
+      unsentTerminations: this.#unsentTerminations.map((entry) => ({ ...entry })),
+      online: this.#online,
     };
   }
 
@@ -256,6 +267,8 @@ export class SimulatedDevice implements ManagedDevice {
     );
     for (const entry of snapshot.wallet) phone.#wallet.set(entry.keyId, entry);
     phone.keyUpdates.push(...snapshot.keyUpdates);
+    phone.#unsentTerminations.push(...(snapshot.unsentTerminations ?? []));
+    phone.#online = snapshot.online ?? true;
     return phone;
   }
 
@@ -545,7 +558,7 @@ export class SimulatedDevice implements ManagedDevice {
    * termination attestation with the endpoint key, which it then destroys; the phone reports the
    * deletion with that proof through its maker's backend. Returns the server's view of the key.
    */
-  async deleteKey(keyId: string, reason = 'deleted in the wallet'): Promise<PartnerKey> {
+  async deleteKey(keyId: string, reason = 'deleted in the wallet'): Promise<PartnerKey | 'queued'> {
     const registrar = this.#options.deviceOem;
     if (!registrar?.terminateKey) throw new DeviceRegistrationError('this device has no Device OEM account');
     const attestation = this.secureElement.terminateKey(keyId);
@@ -553,8 +566,44 @@ export class SimulatedDevice implements ManagedDevice {
       counter: attestation.counter,
       unixMs: attestation.unixMs,
       signature: attestation.signature,
-    });
-    return registrar.terminateKey(keyId, proof.toString('base64'), reason);
+    }).toString('base64');
+    // The key is disabled now, network or not; the proof waits for the network if it must.
+    if (!this.#online) {
+      this.#unsentTerminations.push({ keyId, proof, reason });
+      return 'queued';
+    }
+    return registrar.terminateKey(keyId, proof, reason);
+  }
+
+  /** Signed Wallet deletions not yet delivered to the phone maker's backend. */
+  get unsentTerminations(): readonly string[] {
+    return this.#unsentTerminations.map((entry) => entry.keyId);
+  }
+
+  /**
+   * The phone's own network: offline, Wallet deletions wait (already signed); back online, they
+   * are delivered in order. Resolves when the queue was tried; a refused one is dropped.
+   */
+  async setOnline(online: boolean): Promise<void> {
+    this.#online = online;
+    const registrar = this.#options.deviceOem;
+    while (this.#online && registrar?.terminateKey && this.#unsentTerminations.length > 0) {
+      const next = this.#unsentTerminations[0];
+      try {
+        await registrar.terminateKey(next.keyId, next.proof, next.reason);
+      } catch (error) {
+        // A network failure keeps it for the next time; an answer from the server settles it.
+        if (!(error instanceof Error && 'status' in error)) return;
+      }
+      this.#unsentTerminations.shift();
+    }
+  }
+
+  /** The owner deletes a friend's key it shared (§5): through its maker's backend, like any terminate. */
+  async revokeSharedKey(friendKeyId: string, reason = 'deleted by the owner'): Promise<PartnerKey> {
+    const registrar = this.#options.deviceOem;
+    if (!registrar?.terminateKey) throw new DeviceRegistrationError('this device has no Device OEM account');
+    return registrar.terminateKey(friendKeyId, undefined, reason);
   }
 
   // ---------------------------------------------------------------------------------------------

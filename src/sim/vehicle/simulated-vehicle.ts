@@ -262,6 +262,15 @@ export class SimulatedVehicle {
     this.#keyList.deny(keyId.toLowerCase(), 'local');
   }
 
+  /**
+   * The owner deletes a key in the car's screen (§5): revoked here at once, Kpersistent gone,
+   * and reported to the server (KEY_DELETED_AT_CAR), which revokes it and tells the key's phone.
+   */
+  deleteAtHmi(keyId: string): void {
+    this.revokeEndpoint(keyId);
+    this.#report('KEY_DELETED_AT_CAR', keyId.toLowerCase());
+  }
+
   setEndpointEntitlements(keyId: string, entitlements: Entitlements): void {
     this.#keyList.setEntitlements(keyId.toLowerCase(), entitlements, 'local');
   }

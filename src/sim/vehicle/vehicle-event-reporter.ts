@@ -5,7 +5,7 @@ import { request } from 'node:https';
  * offline (§7 step 5) or a key it revoked from an owner's revocation relay (§4.7).
  */
 export interface VehicleReport {
-  readonly type: 'FRIEND_ENROLLED' | 'KEY_REVOKED_BY_RELAY';
+  readonly type: 'FRIEND_ENROLLED' | 'KEY_DELETED_AT_CAR' | 'KEY_REVOKED_BY_RELAY';
   readonly keyId: string;
   readonly occurredAt: string;
 }

@@ -249,8 +249,9 @@ export class SimulatedWorld {
   }
 
   /** The phone in airplane mode (or in a thief's pocket): its maker's backend holds the pushes for it. */
-  setDeviceOnline(phone: SimulatedDevice, online: boolean): void {
+  setDeviceOnline(phone: SimulatedDevice, online: boolean): Promise<void> {
     this.deviceOem.setDeviceReachable(phone.deviceId, online);
+    return phone.setOnline(online);
   }
 
   // ---------------------------------------------------------------------------------------------
