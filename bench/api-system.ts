@@ -110,6 +110,34 @@ export function benchConfig(pki: BenchPki, database: BenchDatabase, queuePrefix:
   };
 }
 
+/** Clean-up steps, run last-in first-out; a failing one is reported and the rest still run. */
+export type Cleanup = Array<() => Promise<void> | void>;
+
+export async function runCleanup(cleanup: Cleanup): Promise<void> {
+  for (const step of cleanup.reverse()) {
+    await Promise.resolve()
+      .then(step)
+      .catch((error: unknown) => process.stderr.write(`    clean-up step failed: ${(error as Error).message}\n`));
+  }
+}
+
+/**
+ * What every server benchmark starts from: a dev PKI in a temporary folder, a fresh migrated
+ * database, a queue prefix of its own, and the process environment pointing at them; each is
+ * registered for clean-up.
+ */
+export async function prepareBenchSystem(
+  cleanup: Cleanup,
+): Promise<{ pki: BenchPki; database: BenchDatabase; queuePrefix: string; env: Record<string, string> }> {
+  const pki = await createBenchPki();
+  cleanup.push(() => pki.remove());
+  const database = await createMigratedDatabase();
+  cleanup.push(() => database.drop());
+  const queuePrefix = `bench${randomBytes(4).toString('hex')}`;
+  cleanup.push(() => removeQueueKeys(queuePrefix));
+  return { pki, database, queuePrefix, env: benchConfig(pki, database, queuePrefix) };
+}
+
 /** Who the set-up steps act as, in the audit log. */
 export function benchContext(): RequestContext {
   return { actor: { type: 'operator', id: 'benchmark' }, correlationId: randomUUID() };

@@ -18,17 +18,15 @@ import { VehiclesModule } from '../src/vehicles/vehicles.module.js';
 import { VehiclesService } from '../src/vehicles/vehicles.service.js';
 import { recordingDataSource, replay, servicesContext, type RecordedQuery } from './api-database.js';
 import {
-  benchConfig,
   benchContext,
   closedLoop,
-  createBenchPki,
   createDatabase,
-  createMigratedDatabase,
   handshakeLoop,
   httpRequest,
   measurement,
   openLoop,
-  removeQueueKeys,
+  prepareBenchSystem,
+  runCleanup,
   startServerProcess,
   type BenchDatabase,
   type BenchPki,
@@ -322,13 +320,7 @@ async function main(): Promise<void> {
   };
   try {
     progress('  … dev PKI and a fresh database (migrated by dist/src/database/migrate.js)');
-    const pki = await createBenchPki();
-    cleanup.push(() => pki.remove());
-    const database = await createMigratedDatabase();
-    cleanup.push(() => database.drop());
-    const queuePrefix = `bench${randomBytes(4).toString('hex')}`;
-    cleanup.push(() => removeQueueKeys(queuePrefix));
-    const env = benchConfig(pki, database, queuePrefix);
+    const { pki, database, env } = await prepareBenchSystem(cleanup);
     const config = loadConfig({ ...process.env, ...env, PAIRING_SCRYPT_N: '1024' });
 
     const warmUpCount = RATE * PLAN.warmUpSeconds;
@@ -529,11 +521,7 @@ async function main(): Promise<void> {
     }
   } finally {
     progress('  … cleaning up');
-    for (const step of cleanup.reverse()) {
-      await Promise.resolve()
-        .then(step)
-        .catch((error: unknown) => progress(`    clean-up step failed: ${(error as Error).message}`));
-    }
+    await runCleanup(cleanup);
   }
 
   printReport(results, ['figure', 'value', 'floor / peer', 'of floor', 'target', 'status'], rows, [

@@ -12,13 +12,11 @@ import { VehiclesService } from '../src/vehicles/vehicles.service.js';
 import { servicesContext } from './api-database.js';
 import {
   BENCH_REDIS_URL,
-  benchConfig,
   benchContext,
-  createBenchPki,
-  createMigratedDatabase,
   httpRequest,
   openConnection,
-  removeQueueKeys,
+  prepareBenchSystem,
+  runCleanup,
   startServerProcess,
   type MtlsTarget,
   type ServerProcess,
@@ -373,12 +371,7 @@ async function main(): Promise<void> {
     rows.push([result.name, shown, floorShown, target, status]);
   };
   try {
-    const pki = await createBenchPki();
-    cleanup.push(() => pki.remove());
-    const database = await createMigratedDatabase();
-    cleanup.push(() => database.drop());
-    const queuePrefix = `bench${randomBytes(4).toString('hex')}`;
-    cleanup.push(() => removeQueueKeys(queuePrefix));
+    const { pki, queuePrefix, env: baseEnv } = await prepareBenchSystem(cleanup);
     const fleet = await startFleet(pki.dir);
     cleanup.push(() => fleet.stop());
 
@@ -386,7 +379,7 @@ async function main(): Promise<void> {
     const totalKeys = steadyKeys + SATURATION_KEYS_PER_SECOND * PLAN.saturationSeconds;
     const vehicleCount = Math.ceil(totalKeys / FRIENDS_PER_VEHICLE);
     const env = {
-      ...benchConfig(pki, database, queuePrefix),
+      ...baseEnv,
       PARTNER_NOTIFICATION_URLS: `${PARTNER}=https://localhost:${fleet.deviceOemPort}`,
     };
     const config = loadConfig({ ...process.env, ...env });
@@ -657,13 +650,7 @@ async function main(): Promise<void> {
     );
     if (issued.failures > 0) notes.push(`! ${issued.failures} terminate calls did not answer 200.`);
   } finally {
-    for (const step of cleanup.reverse()) {
-      try {
-        await step();
-      } catch (error) {
-        progress(`  ! clean-up: ${(error as Error).message}`);
-      }
-    }
+    await runCleanup(cleanup);
   }
   printReport(results, ['figure', 'value', 'floor / reference', 'target', 'status'], rows, notes);
   if (!jsonOutput) process.stdout.write('\n');

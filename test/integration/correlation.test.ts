@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
+import { captureOutput, type CapturedOutput } from '../support/captured-output.js';
 import { activeOwnerKey } from '../support/owner-key.js';
 import { TestCar } from '../support/test-car.js';
 
@@ -11,31 +12,23 @@ import { TestCar } from '../support/test-car.js';
 describe('correlation id from the partner call to the car ack and the notification', () => {
   let system: TestSystem;
   let car: TestCar;
-  const captured: string[] = [];
-  const restore: Array<() => void> = [];
+  let output: CapturedOutput;
 
   beforeAll(async () => {
-    for (const stream of [process.stdout, process.stderr]) {
-      const write = stream.write.bind(stream);
-      stream.write = (chunk: string | Uint8Array, ...rest: never[]) => {
-        captured.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-        return write(chunk, ...rest);
-      };
-      restore.push(() => (stream.write = write));
-    }
+    output = captureOutput();
     system = await startTestSystem({ worker: true, env: { PAIRING_SCRYPT_N: '1024', LOG_LEVEL: 'debug' } });
     car = await TestCar.provision(system, 1);
   });
   afterAll(async () => {
-    for (const undo of restore) undo();
+    output.restore();
     await car?.close();
     await system?.stop();
   });
 
   /** The JSON log lines that carry `correlationId`. */
   const logLines = (correlationId: string) =>
-    captured
-      .join('')
+    output
+      .text()
       .split('\n')
       .filter((line) => line.includes(correlationId))
       .map((line) => {

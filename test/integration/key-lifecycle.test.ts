@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { P256KeyPair } from '../../src/protocol/crypto/p256.js';
 import { adminRequest, eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
 import { activeOwnerKey, terminationAttestation } from '../support/owner-key.js';
-import { TestCar } from '../support/test-car.js';
+import { TestCarFleet, type TestCar } from '../support/test-car.js';
 
 interface KeyView {
   keyId: string;
@@ -14,23 +14,18 @@ interface KeyView {
 describe('key lifecycle: suspend, resume, terminate through the delivery path', () => {
   let system: TestSystem;
   let operator: string;
-  const cars: TestCar[] = [];
+  const fleet = new TestCarFleet(() => system);
 
   beforeAll(async () => {
     system = await startTestSystem({ worker: true, env: { PAIRING_SCRYPT_N: '1024' } });
     operator = await system.operatorToken(['vehicles:write', 'keys:read', 'keys:write']);
   });
   afterAll(async () => {
-    await Promise.all(cars.map((car) => car.close()));
+    await fleet.close();
     await system?.stop();
   });
 
-  async function carWithOwner(n: number) {
-    const car = await TestCar.provision(system, n);
-    cars.push(car);
-    const owner = await activeOwnerKey(system, car);
-    return { car, keyId: owner.keyId };
-  }
+  const carWithOwner = (n: number) => fleet.withOwner(n);
 
   const operatorCall = (operation: string, keyId: string, body: object = {}) =>
     adminRequest<KeyView & { currentState?: string }>(system, 'POST', `/v1/keys/${keyId}/${operation}`, {
@@ -102,8 +97,7 @@ describe('key lifecycle: suspend, resume, terminate through the delivery path', 
   });
 
   it('takes a device-deleted key with its termination attestation, refusing one the key did not sign', async () => {
-    const car = await TestCar.provision(system, 7);
-    cars.push(car);
+    const car = await fleet.provision(7);
     const endpoint = P256KeyPair.generate();
     const { keyId } = await activeOwnerKey(system, car, Buffer.from(endpoint.publicPoint));
     const proof = (signer: P256KeyPair) => terminationAttestation(car.vehicleIdentifier, keyId, signer, 3n);

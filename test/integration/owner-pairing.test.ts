@@ -7,6 +7,7 @@ import { P256PublicKey } from '../../src/protocol/crypto/p256.js';
 import { decodeKtsReceipt, ktsReceiptMessage } from '../../src/protocol/kts-receipt.js';
 import { deriveVerifierFromPassword } from '../../src/protocol/spake2plus-password.js';
 import { adminRequest, eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
+import { captureOutput, type CapturedOutput } from '../support/captured-output.js';
 import { TestCarFleet, type TestCar } from '../support/test-car.js';
 import {
   certificateDer,
@@ -20,23 +21,15 @@ describe('owner pairing and key registration (server side)', () => {
   let system: TestSystem;
   let operator: string;
   const fleet = new TestCarFleet(() => system);
-  const captured: string[] = [];
-  const restore: Array<() => void> = [];
+  let output: CapturedOutput;
 
   beforeAll(async () => {
-    for (const stream of [process.stdout, process.stderr]) {
-      const write = stream.write.bind(stream);
-      stream.write = (chunk: string | Uint8Array, ...rest: never[]) => {
-        captured.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-        return write(chunk, ...rest);
-      };
-      restore.push(() => (stream.write = write));
-    }
+    output = captureOutput();
     system = await startTestSystem({ worker: true, env: { PAIRING_SCRYPT_N: '4096', LOG_LEVEL: 'debug' } });
     operator = await system.operatorToken(['vehicles:write', 'keys:read', 'audit:read']);
   });
   afterAll(async () => {
-    for (const undo of restore) undo();
+    output.restore();
     await fleet.close();
     await system?.stop();
   });
@@ -120,8 +113,8 @@ describe('owner pairing and key registration (server side)', () => {
                 : '';
       expect(dump, key).not.toContain(session.password);
     }
-    expect(captured.join('')).not.toContain(session.password);
-    expect(captured.join('')).toContain('command acked');
+    expect(output.text()).not.toContain(session.password);
+    expect(output.text()).toContain('command acked');
   });
 
   it('refuses an Idempotency-Key on the call that shows the password', async () => {

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyListDigest } from '../../src/protocol/telematics-messages.js';
 import { adminRequest, eventually, startTestSystem, type TestSystem } from '../support/harness.js';
-import { activeOwnerKey } from '../support/owner-key.js';
-import { TestCar } from '../support/test-car.js';
+import { TestCarFleet, type TestCar } from '../support/test-car.js';
 
 interface VehicleView {
   lastSeq: number;
@@ -19,23 +18,18 @@ interface AuditRow {
 describe('key-list reconciliation: the ack digest against the server list, a full SYNC on mismatch', () => {
   let system: TestSystem;
   let operator: string;
-  const cars: TestCar[] = [];
+  const fleet = new TestCarFleet(() => system);
 
   beforeAll(async () => {
     system = await startTestSystem({ worker: true, env: { PAIRING_SCRYPT_N: '1024' } });
     operator = await system.operatorToken(['vehicles:write', 'keys:read', 'keys:write', 'audit:read']);
   });
   afterAll(async () => {
-    await Promise.all(cars.map((car) => car.close()));
+    await fleet.close();
     await system?.stop();
   });
 
-  async function carWithOwner(n: number) {
-    const car = await TestCar.provision(system, n);
-    cars.push(car);
-    const owner = await activeOwnerKey(system, car);
-    return { car, keyId: owner.keyId };
-  }
+  const carWithOwner = (n: number) => fleet.withOwner(n);
 
   const vehicle = async (car: TestCar) =>
     (await adminRequest<VehicleView>(system, 'GET', `/v1/vehicles/${car.vin}`, { token: operator })).body;

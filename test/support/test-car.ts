@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { TelematicsUnit } from '../../src/sim/vehicle/telematics-unit.js';
 import { keyListDigest, type TelematicsCommand } from '../../src/protocol/telematics-messages.js';
 import { TEST_VIN, adminRequest, newVehicleKeyPair, type TestSystem } from './harness.js';
+import { activeOwnerKey } from './owner-key.js';
 
 export type CarBehaviour = 'online' | 'offline' | 'apply-then-drop' | 'accept-later';
 
@@ -130,6 +131,13 @@ export class TestCarFleet {
     const car = await TestCar.provision(this.system(), n);
     this.cars.push(car);
     return car;
+  }
+
+  /** A car with an owner key paired, registered and activated by the car's ADD_KEY ack. */
+  async withOwner(n: number): Promise<{ car: TestCar; keyId: string }> {
+    const car = await this.provision(n);
+    const owner = await activeOwnerKey(this.system(), car);
+    return { car, keyId: owner.keyId };
   }
 
   async close(): Promise<void> {
