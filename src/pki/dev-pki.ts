@@ -154,13 +154,17 @@ export async function writeDevPki(
   const ids = Object.keys(PKI_FILES) as PkiFileId[];
   const files = ids.map((id) => join(dir, PKI_FILES[id]));
   if (!options.force && files.every((file) => existsSync(file))) return { dir, created: false, files };
-  const set = await createPkiSet(options);
+  writePkiSet(dir, await createPkiSet(options));
+  return { dir, created: true, files };
+}
+
+/** Writes a PKI set as the files `PKI_DIR` holds (keys readable by the owner only). */
+export function writePkiSet(dir: string, set: PkiSet): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  for (const id of ids) {
+  for (const id of Object.keys(PKI_FILES) as PkiFileId[]) {
     const secret = PKI_FILES[id].endsWith('.key');
     writeFileSync(join(dir, PKI_FILES[id]), set[id], { mode: secret ? 0o600 : 0o644 });
   }
-  return { dir, created: true, files };
 }
 
 export function readPkiSet(dir: string): PkiSet {

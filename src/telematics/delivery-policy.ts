@@ -38,8 +38,13 @@ export const DELIVERY_JOB_RETENTION = {
   removeOnFail: { age: 86_400, count: 10_000 },
 } as const;
 
-/** Worker lock settings: a killed worker's job is taken over within lockDuration + stalledInterval. */
-export const DELIVERY_WORKER_LOCK = { lockDuration: 5_000, stalledInterval: 5_000, maxStalledCount: 100 } as const;
+/**
+ * Worker lock settings: a killed worker's job is taken over within lockDuration + stalledInterval
+ * (7.5 s). A job is moved back to wait by the first stalled check that finds it both marked by an
+ * earlier check and without its lock, so the check must run at least twice per lock lifetime:
+ * with stalledInterval = lockDuration a takeover could take two full intervals after a restart.
+ */
+export const DELIVERY_WORKER_LOCK = { lockDuration: 5_000, stalledInterval: 2_500, maxStalledCount: 100 } as const;
 
 /** Retention of published outbox rows and settled idempotency records. */
 export const OUTBOX_RETENTION_MS = 7 * 86_400_000;

@@ -167,10 +167,10 @@ export interface TestSystem {
 
 /** Real PostgreSQL (own database), real Redis (own queue prefix), real TLS, in-memory PKI. */
 export async function startTestSystem(
-  options: TestConfigOptions & { worker?: boolean; pki?: TestPki } = {},
+  options: TestConfigOptions & { worker?: boolean; pki?: TestPki; database?: TestDatabase } = {},
 ): Promise<TestSystem> {
   const pki = options.pki ?? (await createTestPki());
-  const database = await createTestDatabase();
+  const database = options.database ?? (await createTestDatabase());
   const config = testConfig(pki, database, options);
   const server = await createApiServer(config);
   const system: TestSystem = {
@@ -200,9 +200,12 @@ export async function startTestSystem(
   return system;
 }
 
+/** What a client of a running system needs: its addresses, trust and operator tokens (in-process or not). */
+export type SystemEndpoints = Pick<TestSystem, 'pki' | 'adminUrl' | 'apiUrl' | 'operatorToken'>;
+
 /** Plain HTTP to the admin listener. */
 export function adminRequest<T = unknown>(
-  system: TestSystem,
+  system: Pick<SystemEndpoints, 'adminUrl'>,
   method: string,
   path: string,
   options: HttpJsonOptions = {},
@@ -212,7 +215,7 @@ export function adminRequest<T = unknown>(
 
 /** HTTPS with a client certificate to the mTLS listener; the server certificate is verified. */
 export function mtlsRequest<T = unknown>(
-  system: TestSystem,
+  system: Pick<SystemEndpoints, 'apiUrl' | 'pki'>,
   method: string,
   path: string,
   options: {

@@ -3,7 +3,7 @@ import { loadCertificateAuthority } from '../../src/pki/certificate-issuer.js';
 import type { P256KeyPair } from '../../src/protocol/crypto/p256.js';
 import { encodeTerminationProof, terminationAttestationMessage } from '../../src/protocol/termination-attestation.js';
 import { issueEndpointCertificate } from '../../src/pki/endpoint-certificate.js';
-import { adminRequest, eventually, mtlsRequest, type TestSystem } from './harness.js';
+import { adminRequest, eventually, mtlsRequest, type SystemEndpoints } from './harness.js';
 import type { TestCar } from './test-car.js';
 
 export interface PairingResponse {
@@ -31,7 +31,7 @@ export function newEndpointPoint(): Buffer {
   return Buffer.from(spki.subarray(spki.length - 65));
 }
 
-export async function startPairing(system: TestSystem, vin: string): Promise<PairingResponse> {
+export async function startPairing(system: SystemEndpoints, vin: string): Promise<PairingResponse> {
   const token = await system.operatorToken(['vehicles:write']);
   const res = await adminRequest<PairingResponse>(system, 'POST', `/v1/vehicles/${vin}/owner-pairing`, {
     token,
@@ -43,7 +43,7 @@ export async function startPairing(system: TestSystem, vin: string): Promise<Pai
 
 /** An endpoint chain as a device's Instance CA would issue it: endpoint, Instance CA, Device OEM CA cross. */
 export async function endpointChain(
-  system: TestSystem,
+  system: SystemEndpoints,
   vehicleIdentifier: string,
   options: { key?: Buffer; notBefore?: Date; notAfter?: Date; role?: 'owner' | 'friend' } = {},
 ): Promise<{ key: Buffer; endpoint: Buffer; chain: string[] }> {
@@ -66,7 +66,7 @@ export async function endpointChain(
 }
 
 /** Pairs an owner key for a test car end to end on the server side and waits until it is active. */
-export async function activeOwnerKey(system: TestSystem, car: TestCar, key?: Buffer): Promise<Registration> {
+export async function activeOwnerKey(system: SystemEndpoints, car: TestCar, key?: Buffer): Promise<Registration> {
   await startPairing(system, car.vin);
   const { chain } = await endpointChain(system, car.vehicleIdentifier, { key });
   const res = await mtlsRequest<Registration>(system, 'POST', '/partner/v1/keys', {

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { TelematicsUnit } from '../../src/sim/vehicle/telematics-unit.js';
 import { keyListDigest, type TelematicsCommand } from '../../src/protocol/telematics-messages.js';
-import { TEST_VIN, adminRequest, newVehicleKeyPair, type TestSystem } from './harness.js';
+import { TEST_VIN, adminRequest, newVehicleKeyPair, type SystemEndpoints, type TestSystem } from './harness.js';
 import { activeOwnerKey } from './owner-key.js';
 
 export type CarBehaviour = 'online' | 'offline' | 'apply-then-drop' | 'accept-later';
@@ -14,7 +14,11 @@ export type CarBehaviour = 'online' | 'offline' | 'apply-then-drop' | 'accept-la
  */
 export class TestCar {
   behaviour: CarBehaviour = 'online';
+  /** How long the car holds its answer after applying a command (a slow cellular link). */
+  answerDelayMs = 0;
   readonly received: number[] = [];
+  /** When each command arrived (ms since the epoch), parallel to `received`. */
+  readonly receivedAt: number[] = [];
   readonly rawCommands: string[] = [];
   readonly appliedCommands: TelematicsCommand[] = [];
   readonly pendingAcks: string[] = [];
@@ -28,7 +32,7 @@ export class TestCar {
   private server?: Server;
   port = 0;
 
-  static async provision(system: TestSystem, n: number): Promise<TestCar> {
+  static async provision(system: SystemEndpoints, n: number): Promise<TestCar> {
     const car = new TestCar();
     await car.listen(system);
     const token = await system.operatorToken(['vehicles:write']);
@@ -77,7 +81,7 @@ export class TestCar {
     };
   }
 
-  private async listen(system: TestSystem): Promise<void> {
+  private async listen(system: SystemEndpoints): Promise<void> {
     this.server = createServer(
       { cert: system.pki.set.telematicsGatewayCert, key: system.pki.set.telematicsGatewayKey },
       (req, res) => {
@@ -92,10 +96,12 @@ export class TestCar {
           const seq = (JSON.parse(Buffer.from(command.split('.')[1], 'base64url').toString('utf8')) as { seq: number })
             .seq;
           this.received.push(seq);
+          this.receivedAt.push(Date.now());
           this.rawCommands.push(command);
           const behaviour = this.behaviour;
           this.unit.receive(command).then(
-            (ack) => {
+            async (ack) => {
+              if (this.answerDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.answerDelayMs));
               if (behaviour === 'apply-then-drop') {
                 this.behaviour = 'online';
                 req.socket.destroy();
