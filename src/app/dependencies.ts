@@ -72,13 +72,7 @@ export async function connectRedis(config: AppConfig, role: 'worker' | 'producer
       CONNECT_TIMEOUT_MS,
       'Redis',
     );
-    const policy = (await redis.config('GET', 'maxmemory-policy').catch(() => [])) as string[];
-    if (policy[1] && policy[1] !== 'noeviction') {
-      throw new DependencyError(
-        `Redis at ${redact(config.redisUrl)} has maxmemory-policy=${policy[1]}: queued jobs could be evicted. ` +
-          'Set "maxmemory-policy noeviction".',
-      );
-    }
+    await checkEvictionPolicy(redis, config.redisUrl);
   } catch (error) {
     redis.disconnect();
     if (error instanceof DependencyError) throw error;
@@ -88,4 +82,32 @@ export async function connectRedis(config: AppConfig, role: 'worker' | 'producer
     );
   }
   return redis;
+}
+
+/**
+ * Jobs evicted under memory pressure would be lost silently (the sweeper would find them only
+ * after its grace), so an evicting `maxmemory-policy` stops the process. A managed Redis that
+ * forbids CONFIG cannot be checked: the process starts and says so loudly on stderr.
+ */
+export async function checkEvictionPolicy(
+  redis: Redis,
+  url: string,
+  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<void> {
+  let policy: string | undefined;
+  try {
+    policy = ((await redis.config('GET', 'maxmemory-policy')) as string[])[1];
+  } catch (error) {
+    warn(
+      `WARNING: cannot read maxmemory-policy of Redis at ${redact(url)} (${(error as Error).message}); ` +
+        'make sure it is "noeviction", or queued jobs may be evicted under memory pressure.',
+    );
+    return;
+  }
+  if (policy && policy !== 'noeviction') {
+    throw new DependencyError(
+      `Redis at ${redact(url)} has maxmemory-policy=${policy}: queued jobs could be evicted. ` +
+        'Set "maxmemory-policy noeviction".',
+    );
+  }
 }

@@ -33,7 +33,7 @@ export function createRedisConnection(url: string, role: 'worker' | 'producer'):
 export type DeliveryQueues = Record<QueueKey, DeliveryQueue>;
 
 export function createDeliveryQueue(connection: ConnectionOptions, prefix: string, name: QueueKey): DeliveryQueue {
-  return new Queue<DeliveryJobData, void, string>(QUEUE_NAMES[name], {
+  const queue = new Queue<DeliveryJobData, void, string>(QUEUE_NAMES[name], {
     connection,
     prefix,
     defaultJobOptions: {
@@ -42,6 +42,10 @@ export function createDeliveryQueue(connection: ConnectionOptions, prefix: strin
       ...DELIVERY_JOB_RETENTION,
     },
   });
+  // Without a listener BullMQ prints every connection error with its stack while Redis is down.
+  // The callers (relay, sweeper, health) see each failure on their own calls and report it once.
+  queue.on('error', () => undefined);
+  return queue;
 }
 
 export function createDeliveryQueues(connection: ConnectionOptions, prefix: string): DeliveryQueues {
