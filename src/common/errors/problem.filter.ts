@@ -39,7 +39,10 @@ export class ProblemFilter implements ExceptionFilter {
     const reply = http.getResponse<FastifyReply>();
     const request = http.getRequest<FastifyRequest>();
     const document = this.toDocument(error, request);
-    if (document.status >= 500) {
+    if (document.status === 503) {
+      // A dependency outage is not a bug: one short line per request, no stack.
+      this.logger.warn({ msg: 'dependency unavailable', requestId: request.id, url: request.url, error: brief(error) });
+    } else if (document.status >= 500) {
       this.logger.error({ msg: 'request failed', requestId: request.id, url: request.url, error: describe(error) });
     }
     void reply.status(document.status).header('content-type', PROBLEM_CONTENT_TYPE).send(document);
@@ -70,6 +73,10 @@ export class ProblemFilter implements ExceptionFilter {
     }
     return new ProblemException('internal', `request ${request.id} failed`).toDocument(instance);
   }
+}
+
+function brief(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 function describe(error: unknown): string {
