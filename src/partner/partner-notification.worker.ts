@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Job } from 'bullmq';
-import { createDeliveryWorker, type DeliveryWorker } from '../telematics/delivery-queue.js';
+import { createDeliveryWorker, deferJob, inBackoff, type DeliveryWorker } from '../telematics/delivery-queue.js';
 import type { Redis } from 'ioredis';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { Agent, request } from 'node:https';
@@ -46,7 +46,7 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
   }
 
   onApplicationBootstrap(): void {
-    this.worker = createDeliveryWorker('partnerNotifications', (job) => this.process(job), {
+    this.worker = createDeliveryWorker('partnerNotifications', (job, token) => this.process(job, token), {
       connection: this.connection,
       prefix: this.config.queuePrefix,
       concurrency: CONCURRENCY,
@@ -60,7 +60,7 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
     this.agent.destroy();
   }
 
-  async process(job: Job<DeliveryJobData, void, string>): Promise<void> {
+  async process(job: Job<DeliveryJobData, void, string>, token?: string): Promise<void> {
     if (job.name !== JOB_NAMES.deliverPartnerNotification) throw new Error(`no handler for job ${job.name}`);
     const repository = this.dataSource.getRepository(PartnerNotification);
     const target = await repository.findOneBy({ id: job.data.deliveryId });
@@ -69,10 +69,13 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
       where: {
         keyIdentifier: target.keyIdentifier,
         keyVersion: LessThanOrEqual(target.keyVersion),
-        status: In(['pending']),
+        // Claimed ones too: a later notification must not overtake one another worker is sending.
+        status: In(['pending', 'sending']),
       },
       order: { keyVersion: 'ASC' },
     });
+    // The partner failed recently: one job per backoff period calls it, the others wait for that.
+    if (token && inBackoff(open[0])) await deferJob(job, token, open[0].nextAttemptAt);
     for (const notification of open) {
       // Claim before sending: a concurrent job for the same key stops here instead of sending
       // the same event again or overtaking it; the lease lets the sweeper recover a crash.

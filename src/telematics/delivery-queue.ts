@@ -1,4 +1,5 @@
-import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { randomInt } from 'node:crypto';
+import { DelayedError, Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import {
   DELIVERY_JOB_ATTEMPTS,
@@ -64,7 +65,7 @@ export type DeliveryWorker = Worker<DeliveryJobData, void, string>;
 /** A worker on one delivery queue, with the shared lock settings and capped backoff. */
 export function createDeliveryWorker(
   name: QueueKey,
-  process: (job: Job<DeliveryJobData, void, string>) => Promise<void>,
+  process: (job: Job<DeliveryJobData, void, string>, token?: string) => Promise<void>,
   options: { connection: ConnectionOptions; prefix: string; concurrency: number; backoff: BackoffSettings },
 ): DeliveryWorker {
   return new Worker<DeliveryJobData, void, string>(QUEUE_NAMES[name], process, {
@@ -77,4 +78,21 @@ export function createDeliveryWorker(
         type === BACKOFF_TYPE ? deliveryBackoffMs(attemptsMade, options.backoff) : 1_000,
     },
   });
+}
+
+/** Spread of the wake-ups of jobs deferred to one due time, so that they do not all wake at once. */
+const DEFER_SPREAD_MS = 250;
+
+/**
+ * Puts a job back to sleep until `due` (plus a little spread) without spending one of its
+ * attempts: for jobs whose target is in backoff after another job's failed attempt.
+ */
+export async function deferJob(job: Job<DeliveryJobData, void, string>, token: string, due: Date): Promise<never> {
+  await job.moveToDelayed(due.getTime() + randomInt(DEFER_SPREAD_MS), token);
+  throw new DelayedError();
+}
+
+/** True when the oldest open item failed its last attempt and is not due again yet. */
+export function inBackoff(oldest: { lastError: string | null; nextAttemptAt: Date } | undefined): boolean {
+  return oldest !== undefined && oldest.lastError !== null && oldest.nextAttemptAt.getTime() > Date.now();
 }

@@ -7,7 +7,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { Job } from 'bullmq';
-import { createDeliveryWorker, type DeliveryWorker } from './delivery-queue.js';
+import { createDeliveryWorker, deferJob, inBackoff, type DeliveryWorker } from './delivery-queue.js';
 import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../config/config.tokens.js';
@@ -28,6 +28,11 @@ const CONCURRENCY = 32;
  * Sends signed commands to cars. A job names one delivery; the worker sends every open
  * delivery of that car up to it, oldest first, so a car never sees seq n+1 before n.
  * Duplicates are harmless: the car acknowledges a seq it already applied without re-applying.
+ *
+ * Jobs of one car run one at a time in a process, each reading the car's open deliveries when
+ * its turn comes, so a burst of jobs does not send the same commands over and over. While the
+ * car is in backoff after a failed attempt, its other jobs wait for that attempt's due time
+ * instead of calling the car themselves: one call per backoff period, however many commands wait.
  */
 @Injectable()
 export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -35,6 +40,8 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
   private worker?: DeliveryWorker;
   private readonly signer: CommandSigner;
   private readonly client: TelematicsClient;
+  /** The tail of each car's chain of jobs in this process. */
+  private readonly vehicleTurns = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly dataSource: DataSource,
@@ -48,7 +55,7 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
   }
 
   onApplicationBootstrap(): void {
-    this.worker = createDeliveryWorker('vehicleCommands', (job) => this.process(job), {
+    this.worker = createDeliveryWorker('vehicleCommands', (job, token) => this.process(job, token), {
       connection: this.connection,
       prefix: this.config.queuePrefix,
       concurrency: CONCURRENCY,
@@ -62,16 +69,32 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
     this.client.close();
   }
 
-  async process(job: Job<DeliveryJobData, void, string>): Promise<void> {
+  async process(job: Job<DeliveryJobData, void, string>, token?: string): Promise<void> {
     if (job.name !== JOB_NAMES.deliverVehicleCommand) throw new Error(`no handler for job ${job.name}`);
     const target = await this.dataSource.getRepository(Delivery).findOneBy({ id: job.data.deliveryId });
     if (!target || target.status === 'acked' || target.status === 'failed') return;
     const vehicle = await this.dataSource.getRepository(Vehicle).findOneByOrFail({ id: target.vehicleId });
-    const open = await this.ledger.openUpTo(vehicle.id, target.seq);
-    for (const delivery of open) {
-      const outcome = await this.deliver(vehicle, delivery, job.data.correlationId ?? delivery.correlationId);
-      if (outcome === 'stop') return;
-    }
+    await this.inTurn(vehicle.id, async () => {
+      const open = await this.ledger.openUpTo(vehicle.id, target.seq);
+      // The car failed recently: wait for its next attempt.
+      if (token && inBackoff(open[0])) await deferJob(job, token, open[0].nextAttemptAt);
+      for (const delivery of open) {
+        const outcome = await this.deliver(vehicle, delivery, job.data.correlationId ?? delivery.correlationId);
+        if (outcome === 'stop') return;
+      }
+    });
+  }
+
+  /** Runs `work` after every earlier job of the same car in this process has finished. */
+  private inTurn(vehicleId: string, work: () => Promise<void>): Promise<void> {
+    const previous = this.vehicleTurns.get(vehicleId) ?? Promise.resolve();
+    const run = previous.then(work);
+    const tail = run.catch(() => undefined);
+    this.vehicleTurns.set(vehicleId, tail);
+    void tail.then(() => {
+      if (this.vehicleTurns.get(vehicleId) === tail) this.vehicleTurns.delete(vehicleId);
+    });
+    return run;
   }
 
   /** Secret fields some commands carry, read at send time so they never sit in queue data. */
