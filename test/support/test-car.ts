@@ -24,6 +24,8 @@ export class TestCar {
   readonly pendingAcks: string[] = [];
   /** The key states the commands set, as a car keeps them: the source of the ack's key-list digest. */
   readonly keyStates = new Map<string, string>();
+  /** Every ack the car answered with (200), in order, for replay tests. */
+  readonly sentAcks: string[] = [];
   unit!: TelematicsUnit;
   vin!: string;
   vehicleIdentifier!: string;
@@ -109,6 +111,7 @@ export class TestCar {
                 this.pendingAcks.push(ack);
                 res.writeHead(202, { 'content-type': 'application/json' }).end('{"accepted":true}');
               } else {
+                this.sentAcks.push(ack);
                 res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ack }));
               }
             },
