@@ -50,16 +50,7 @@ async function main(): Promise<void> {
     isOnline: () => true,
   });
   const telematicsPort = await endpoint.listen();
-  const deviceOem = new DeviceOemBackend({
-    serverCertPem: set.deviceOemServerCert,
-    serverKeyPem: set.deviceOemServerKey,
-    clientCertPem: set.deviceOemClientCert,
-    clientKeyPem: set.deviceOemClientKey,
-    vehicleOemRootPem: set.vehicleOemRootCert,
-    vehicleOemBaseUrl: () => 'https://127.0.0.1:9',
-    ktsPublicKeyPem: set.ktsPublicKey,
-    port: 0,
-  });
+  const deviceOem = DeviceOemBackend.fromPki(set, { vehicleOemBaseUrl: 'https://127.0.0.1:9', port: 0 });
   const deviceOemPort = await deviceOem.listen();
 
   const flush = setInterval(() => {

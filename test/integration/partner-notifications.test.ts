@@ -1,9 +1,10 @@
 import { compactVerify } from 'jose';
 import { createPublicKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceOemBackend } from '../../src/sim/device-oem/device-oem-backend.js';
+import type { DeviceOemBackend } from '../../src/sim/device-oem/device-oem-backend.js';
 import { adminRequest, createTestPki, eventually, startTestSystem, type TestSystem } from '../support/harness.js';
 import { activeOwnerKey } from '../support/owner-key.js';
+import { deviceOemBackendFor } from '../support/simulated-world.js';
 import { TestCar } from '../support/test-car.js';
 
 interface Notification {
@@ -22,16 +23,7 @@ describe('notifications to the Device OEM backend', () => {
 
   beforeAll(async () => {
     const pki = await createTestPki();
-    backend = new DeviceOemBackend({
-      serverCertPem: pki.set.deviceOemServerCert,
-      serverKeyPem: pki.set.deviceOemServerKey,
-      clientCertPem: pki.set.deviceOemClientCert,
-      clientKeyPem: pki.set.deviceOemClientKey,
-      vehicleOemRootPem: pki.set.vehicleOemRootCert,
-      ktsPublicKeyPem: pki.set.ktsPublicKey,
-      vehicleOemBaseUrl: 'https://127.0.0.1:9',
-      port: 0,
-    });
+    backend = deviceOemBackendFor(pki);
     const port = await backend.listen();
     system = await startTestSystem({
       pki,

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker, type WorkerProcess } from '../../src/app/worker-process.js';
 import { JOB_NAMES } from '../../src/telematics/delivery-policy.js';
-import { DeviceOemBackend } from '../../src/sim/device-oem/device-oem-backend.js';
+import type { DeviceOemBackend } from '../../src/sim/device-oem/device-oem-backend.js';
 import { changeKey, rowsFrom, serverKeyState, type Rows } from '../support/fault-ledger.js';
 import { createTestPki, eventually, startTestSystem, type TestSystem } from '../support/harness.js';
 import { LossyProxy } from '../support/lossy-proxy.js';
 import { activeOwnerKey } from '../support/owner-key.js';
+import { deviceOemBackendFor } from '../support/simulated-world.js';
 import { TestCar } from '../support/test-car.js';
 
 const ROUNDS = 15;
@@ -20,16 +21,7 @@ describe('fault: duplicate and out-of-order deliveries of Device OEM notificatio
 
   beforeAll(async () => {
     const pki = await createTestPki();
-    backend = new DeviceOemBackend({
-      serverCertPem: pki.set.deviceOemServerCert,
-      serverKeyPem: pki.set.deviceOemServerKey,
-      clientCertPem: pki.set.deviceOemClientCert,
-      clientKeyPem: pki.set.deviceOemClientKey,
-      vehicleOemRootPem: pki.set.vehicleOemRootCert,
-      ktsPublicKeyPem: pki.set.ktsPublicKey,
-      vehicleOemBaseUrl: 'https://127.0.0.1:9',
-      port: 0,
-    });
+    backend = deviceOemBackendFor(pki);
     // Every third answer of the backend is lost on the way back: the server sends that one again.
     proxy = new LossyProxy(pki, await backend.listen(), 3);
     const proxyPort = await proxy.listen();

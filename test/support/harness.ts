@@ -116,6 +116,18 @@ export function fingerprintOf(certPem: string): string {
   return new X509Certificate(certPem).fingerprint256.replace(/:/g, '').toLowerCase();
 }
 
+/** Delivery timings short enough for tests (in-process systems and the processes of server-processes.ts). */
+export const FAST_DELIVERY_ENV = {
+  OUTBOX_RELAY_INTERVAL_MS: '50',
+  DELIVERY_SWEEP_INTERVAL_MS: '200',
+  DELIVERY_SWEEP_GRACE_MS: '2000',
+  DELIVERY_BACKOFF_BASE_MS: '50',
+  DELIVERY_BACKOFF_MAX_MS: '400',
+  TELEMATICS_TIMEOUT_MS: '2000',
+};
+
+export const DEAD_NOTIFICATION_URLS = 'device-oem=https://127.0.0.1:9,other-oem=https://127.0.0.1:9';
+
 export interface TestConfigOptions {
   env?: Record<string, string>;
 }
@@ -132,14 +144,9 @@ export function testConfig(pki: TestPki, database: TestDatabase, options: TestCo
       WORKER_METRICS_PORT: '0',
       LOG_LEVEL: 'error',
       QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
-      OUTBOX_RELAY_INTERVAL_MS: '50',
-      DELIVERY_SWEEP_INTERVAL_MS: '200',
-      DELIVERY_SWEEP_GRACE_MS: '2000',
-      DELIVERY_BACKOFF_BASE_MS: '50',
-      DELIVERY_BACKOFF_MAX_MS: '400',
-      TELEMATICS_TIMEOUT_MS: '2000',
+      ...FAST_DELIVERY_ENV,
       // Nothing listens on the discard port: notifications stay pending unless a test points them at a backend.
-      PARTNER_NOTIFICATION_URLS: 'device-oem=https://127.0.0.1:9,other-oem=https://127.0.0.1:9',
+      PARTNER_NOTIFICATION_URLS: DEAD_NOTIFICATION_URLS,
       ...options.env,
     },
     {

@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { issueOperatorToken } from '../../src/common/auth/operator-token.js';
 import { writePkiSet } from '../../src/pki/dev-pki.js';
-import { fingerprintOf, type SystemEndpoints, type TestPki } from './harness.js';
+import {
+  DEAD_NOTIFICATION_URLS,
+  FAST_DELIVERY_ENV,
+  fingerprintOf,
+  type SystemEndpoints,
+  type TestPki,
+} from './harness.js';
 
 /**
  * The built api and worker (`dist/`, which `npm test` builds first) as real processes, for
@@ -29,17 +35,6 @@ export interface ProcessEnvironment {
   /** Extra variables, e.g. delivery timings. */
   env?: Record<string, string>;
 }
-
-/** Timings short enough for tests; the same variables the harness sets for in-process systems. */
-export const FAST_DELIVERY_ENV = {
-  OUTBOX_RELAY_INTERVAL_MS: '50',
-  DELIVERY_SWEEP_INTERVAL_MS: '200',
-  DELIVERY_SWEEP_GRACE_MS: '2000',
-  DELIVERY_BACKOFF_BASE_MS: '50',
-  DELIVERY_BACKOFF_MAX_MS: '400',
-  TELEMATICS_TIMEOUT_MS: '2000',
-  PAIRING_SCRYPT_N: '1024',
-};
 
 /** A PKI directory and the environment every process of one system shares. */
 export class ProcessSystem {
@@ -65,8 +60,9 @@ export class ProcessSystem {
         `device-oem=${fingerprintOf(options.pki.set.deviceOemClientCert)}`,
         `other-oem=${fingerprintOf(options.pki.otherPartner.certPem)}`,
       ].join(','),
-      PARTNER_NOTIFICATION_URLS: 'device-oem=https://127.0.0.1:9,other-oem=https://127.0.0.1:9',
+      PARTNER_NOTIFICATION_URLS: DEAD_NOTIFICATION_URLS,
       ...FAST_DELIVERY_ENV,
+      PAIRING_SCRYPT_N: '1024',
       ...options.env,
     };
   }

@@ -1,8 +1,20 @@
+import { DeviceOemBackend } from '../../src/sim/device-oem/device-oem-backend.js';
 import type { SimulatedVehicle } from '../../src/sim/vehicle/simulated-vehicle.js';
 import { SimulatedWorld as World, type PairedOwner } from '../../src/sim/world/simulated-world.js';
 import { TEST_VIN, createTestPki, startTestSystem, type TestPki, type TestSystem } from './harness.js';
 
 export type { PairedOwner };
+
+/**
+ * The mocked Device OEM backend with the test PKI's identities (any free port): it verifies the
+ * server's notifications with the pinned KTS key and calls the server at `vehicleOemBaseUrl`.
+ */
+export function deviceOemBackendFor(
+  pki: TestPki,
+  vehicleOemBaseUrl: string | (() => string) = 'https://127.0.0.1:9',
+): DeviceOemBackend {
+  return DeviceOemBackend.fromPki(pki.set, { vehicleOemBaseUrl, port: 0 });
+}
 
 /**
  * The simulated world of `src/sim/world` joined to a test system: `start(system)` joins a running

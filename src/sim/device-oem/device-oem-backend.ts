@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { compactVerify } from 'jose';
 import { NOTIFICATION_JWS_TYPE } from '../../protocol/telematics-messages.js';
+import type { PkiSet } from '../../pki/dev-pki.js';
 import { REVOCATION_RELAY_MAX_KEYS } from '../../protocol/mailbox.js';
 import { InvitationRelay } from './invitation-relay.js';
 
@@ -198,6 +199,36 @@ export class DeviceOemBackend {
   readonly #holders = new Map<string, string>();
   readonly #seenEvents = new Set<string>();
   readonly #keyVersions = new Map<string, number>();
+
+  /**
+   * The backend with the identities of a PKI set (`npm run pki:dev` or a test PKI): its server and
+   * client certificates, the Vehicle OEM root it trusts and the KTS key it pins.
+   */
+  static fromPki(
+    pki: Pick<
+      PkiSet,
+      | 'deviceOemServerCert'
+      | 'deviceOemServerKey'
+      | 'deviceOemClientCert'
+      | 'deviceOemClientKey'
+      | 'vehicleOemRootCert'
+      | 'ktsPublicKey'
+    >,
+    options: Omit<
+      DeviceOemBackendOptions,
+      'serverCertPem' | 'serverKeyPem' | 'clientCertPem' | 'clientKeyPem' | 'vehicleOemRootPem' | 'ktsPublicKeyPem'
+    >,
+  ): DeviceOemBackend {
+    return new DeviceOemBackend({
+      serverCertPem: pki.deviceOemServerCert,
+      serverKeyPem: pki.deviceOemServerKey,
+      clientCertPem: pki.deviceOemClientCert,
+      clientKeyPem: pki.deviceOemClientKey,
+      vehicleOemRootPem: pki.vehicleOemRootCert,
+      ktsPublicKeyPem: pki.ktsPublicKey,
+      ...options,
+    });
+  }
 
   constructor(private readonly options: DeviceOemBackendOptions) {
     this.#ktsKey = options.ktsPublicKeyPem ? createPublicKey(options.ktsPublicKeyPem) : undefined;

@@ -119,14 +119,8 @@ export class SimulatedWorld {
       isOnline: (id) => !this.#offline.has(id),
       onCommand: () => this.options.onChange?.(),
     });
-    this.deviceOem = new DeviceOemBackend({
-      serverCertPem: pki.deviceOemServerCert,
-      serverKeyPem: pki.deviceOemServerKey,
-      clientCertPem: pki.deviceOemClientCert,
-      clientKeyPem: pki.deviceOemClientKey,
-      vehicleOemRootPem: pki.vehicleOemRootCert,
+    this.deviceOem = DeviceOemBackend.fromPki(pki, {
       vehicleOemBaseUrl: () => read(this.options.serverApiUrl),
-      ktsPublicKeyPem: pki.ktsPublicKey,
       host: options.host,
       port: options.deviceOemPort ?? 0,
       onNotification: () => this.options.onChange?.(),
