@@ -124,5 +124,5 @@ describe('fault: PostgreSQL stopped for 10 s (a private cluster)', () => {
     expect(audit.status).toBe(200);
     expect(audit.body.ok).toBe(true);
     expect(audit.body.checked).toBeGreaterThan(0);
-  });
+  }, 60_000);
 });

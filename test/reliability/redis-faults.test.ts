@@ -99,7 +99,7 @@ describe('faults of Redis (a private redis-server per file)', () => {
     const cyclingState = (await serverKeyState(rows, cycling.keyId)).state;
     expect(cyclingState).toBe(round % 2 === 1 ? 'suspended' : 'active');
     expect(carKeyState(cycling.car, cycling.keyId)).toBe(cyclingState);
-  });
+  }, 60_000);
 
   it('job data lost after the relay published it (FLUSHALL): the sweeper redelivers', async () => {
     const { car, keyId } = await carWithOwner();

@@ -97,5 +97,5 @@ describe('fault: the worker process is killed while a command awaits the car', (
       (state) => state === 'active',
     );
     expect(await settledLedger(rows, car)).toMatchObject({ lost: 0, duplicated: 0, outOfOrder: 0 });
-  });
+  }, 60_000);
 });
