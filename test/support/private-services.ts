@@ -196,7 +196,7 @@ export class PrivatePostgres {
     });
   }
 
-  /** Fast shutdown: sessions are terminated, as in a failover or a restart of the server. */
+  /** Fast shutdown: open connections are closed, as in a failover or a restart of the server. */
   async stop(): Promise<void> {
     if (!this.started) return;
     await run(join(this.bin, 'pg_ctl'), ['-D', this.data, '-m', 'fast', '-w', 'stop']);
