@@ -76,13 +76,26 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
     const vehicle = await this.dataSource.getRepository(Vehicle).findOneByOrFail({ id: target.vehicleId });
     await this.inTurn(vehicle.id, async () => {
       const open = await this.ledger.openUpTo(vehicle.id, target.seq);
-      // The car failed recently: wait for its next attempt.
-      if (token && inBackoff(open[0])) await deferJob(job, token, open[0].nextAttemptAt);
+      // The car failed recently: wait for its next attempt; meanwhile its new revocations also
+      // ride in the owners' mailboxes (once per key-list version).
+      if (token && inBackoff(open[0])) {
+        await this.relay(vehicle, job.data.correlationId ?? target.correlationId);
+        await deferJob(job, token, open[0].nextAttemptAt);
+      }
       for (const delivery of open) {
         const outcome = await this.deliver(vehicle, delivery, job.data.correlationId ?? delivery.correlationId);
         if (outcome === 'stop') return;
       }
     });
+  }
+
+  /** The revocation relay for a car out of reach (PROTOCOL.md §4.7); a failure is logged, not thrown. */
+  private relay(vehicle: Vehicle, correlationId: string | null): Promise<void> {
+    return this.ledger
+      .relayIfUndelivered(vehicle.id, correlationId)
+      .catch((error: unknown) =>
+        this.logger.error({ msg: 'revocation relay not sent', vin: vehicle.vin, error: String(error), correlationId }),
+      );
   }
 
   /** Runs `work` after every earlier job of the same car in this process has finished. */
@@ -146,11 +159,7 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
       await this.ledger.markAttemptFailed(delivery, reason, next);
       this.logger.warn({ msg: 'car unreachable; will retry', attempt, reason, ...log });
       // While the car is out of reach its revocations also travel through the owners' phones.
-      await this.ledger
-        .relayIfUndelivered(vehicle.id, correlationId)
-        .catch((relayError: unknown) =>
-          this.logger.error({ msg: 'revocation relay not sent', error: String(relayError), ...log }),
-        );
+      await this.relay(vehicle, correlationId);
       // Rethrow so BullMQ schedules the retry with the same capped backoff.
       throw error instanceof Error ? error : new Error(reason);
     }
