@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
+import type { DeviceOemBackend } from '../../src/sim/device-oem/device-oem-backend.js';
+import { createTestPki, eventually, mtlsRequest, startTestSystem, type TestSystem } from '../support/harness.js';
+import { deviceOemBackendFor } from '../support/simulated-world.js';
 import { captureOutput, type CapturedOutput } from '../support/captured-output.js';
 import { activeOwnerKey } from '../support/owner-key.js';
 import { TestCar } from '../support/test-car.js';
@@ -13,16 +15,31 @@ describe('correlation id from the partner call to the car ack and the notificati
   let system: TestSystem;
   let car: TestCar;
   let output: CapturedOutput;
+  let deviceOem: DeviceOemBackend;
 
   beforeAll(async () => {
     output = captureOutput();
-    system = await startTestSystem({ worker: true, env: { PAIRING_SCRYPT_N: '1024', LOG_LEVEL: 'debug' } });
+    // A live Device OEM backend: notifications of a key go out in order, so a dead partner URL
+    // would hold this key's notifications behind the failing KEY_ACTIVATED.
+    const pki = await createTestPki();
+    deviceOem = deviceOemBackendFor(pki);
+    const port = await deviceOem.listen();
+    system = await startTestSystem({
+      pki,
+      worker: true,
+      env: {
+        PAIRING_SCRYPT_N: '1024',
+        LOG_LEVEL: 'debug',
+        PARTNER_NOTIFICATION_URLS: `device-oem=https://localhost:${port}`,
+      },
+    });
     car = await TestCar.provision(system, 1);
   });
   afterAll(async () => {
     output.restore();
     await car?.close();
     await system?.stop();
+    await deviceOem?.close();
   });
 
   /** The JSON log lines that carry `correlationId`. */
@@ -73,7 +90,7 @@ describe('correlation id from the partner call to the car ack and the notificati
       (messages) =>
         messages.includes('outbox row published') &&
         messages.includes('command acked') &&
-        messages.some((msg) => msg.startsWith('partner')),
+        messages.includes('partner notified'),
     );
     // The car's ack settles the key in a transaction that keeps the same id.
     await eventually(

@@ -86,14 +86,14 @@ describe('fault: a car offline for a long time with hundreds of pending commands
     const oldAck = car.sentAcks.find((ack) => ackSeq(ack) === 3)!;
     expect(oldAck).toBeDefined();
 
-    // … and posts an old ack to the server again.
+    // … and posts an old ack to the server again: a replay, refused (409) without any effect.
     for (let i = 0; i < 3; i++) {
-      const res = await mtlsRequest<{ seq: number; status: string }>(system, 'POST', '/vehicle/v1/acks', {
+      const res = await mtlsRequest<{ type: string }>(system, 'POST', '/vehicle/v1/acks', {
         identity: car.identity,
         body: { ack: oldAck },
       });
-      expect(res.status).toBe(200);
-      expect(res.body).toEqual({ seq: 3, status: 'acked' });
+      expect(res.status).toBe(409);
+      expect(res.headers['content-type']).toContain('application/problem+json');
     }
     expect(await serverKeyState(rows, keyId)).toEqual(keyBefore);
     expect(
