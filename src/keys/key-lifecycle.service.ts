@@ -238,6 +238,18 @@ export class KeyLifecycleService {
     });
   }
 
+  /** Every key of the vehicle, owners first, then friends, oldest first. */
+  async listForVehicle(vin: string): Promise<KeyView[]> {
+    const vehicle = await this.dataSource.getRepository(Vehicle).findOneBy({ vin });
+    if (!vehicle) throw new ProblemException('not-found', `vehicle ${vin} does not exist`);
+    const keys = await this.dataSource.getRepository(DigitalKey).find({
+      where: { vehicleId: vehicle.id },
+      // 'owner' sorts after 'friend': DESC puts owners first.
+      order: { role: 'DESC', createdAt: 'ASC' },
+    });
+    return keys.map((key) => toKeyView(key, vehicle));
+  }
+
   async get(keyIdentifier: string): Promise<KeyView> {
     const key = await this.dataSource
       .getRepository(DigitalKey)

@@ -8,9 +8,9 @@ import { KeyIdParamDto } from './dto/key-registration.dto.js';
 import {
   ChangeAccessProfileDto,
   KeyLifecycleRequestDto,
+  KeyListResponse,
   KeyView,
   TerminateAllKeysDto,
-  TerminateAllResponse,
   TimelineResponse,
 } from './dto/key-lifecycle.dto.js';
 import { KeyLifecycleService } from './key-lifecycle.service.js';
@@ -109,6 +109,18 @@ export class KeysController {
     return this.lifecycle.changeAccessProfile(params.keyId, body.accessProfileId, context, body.reason);
   }
 
+  @Get('vehicles/:vin/keys')
+  @RequireScopes('keys:read')
+  @ApiOperation({
+    summary: "List a vehicle's keys",
+    description: 'Every key of the vehicle in any state, owners first, then friends, oldest first.',
+  })
+  @ApiResponse({ status: 200, type: KeyListResponse, description: "The vehicle's keys." })
+  @ApiProblems(400, 401, 403, 404)
+  async listForVehicle(@Param() params: VinParamDto): Promise<KeyListResponse> {
+    return { items: await this.lifecycle.listForVehicle(params.vin) };
+  }
+
   @Post('vehicles/:vin/keys/terminate-all')
   @HttpCode(200)
   @RequireScopes('keys:write')
@@ -116,14 +128,14 @@ export class KeysController {
     summary: 'Terminate every key of a vehicle',
     description: 'Resale or theft. `confirm` must repeat the VIN. Friends first, then owners.',
   })
-  @ApiResponse({ status: 200, type: TerminateAllResponse, description: 'The keys now terminating.' })
+  @ApiResponse({ status: 200, type: KeyListResponse, description: 'The keys now terminating.' })
   @ApiIdempotencyKey()
   @ApiProblems(400, 401, 403, 404, 409, 422)
   async terminateAll(
     @Param() params: VinParamDto,
     @Body() body: TerminateAllKeysDto,
     @Context() context: RequestContext,
-  ): Promise<TerminateAllResponse> {
+  ): Promise<KeyListResponse> {
     return { items: await this.lifecycle.terminateAll(params.vin, body.confirm, context, body.reason) };
   }
 }

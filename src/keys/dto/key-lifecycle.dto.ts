@@ -48,7 +48,7 @@ export class KeyView {
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
 }
 
-export class TerminateAllResponse {
+export class KeyListResponse {
   @ApiProperty({ type: [KeyView] }) items!: KeyView[];
 }
 
