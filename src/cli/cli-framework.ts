@@ -13,7 +13,7 @@ export interface CliCommand {
   run(context: CommandContext): Promise<unknown>;
 }
 
-/** A usage error or a refused operation: one clear line, exit code 1 (2 for usage). */
+/** A usage error or a refused operation: one clear line, exit code 1 (2 for usage, 3 when a service cannot be reached). */
 export class CliError extends Error {
   constructor(
     message: string,
@@ -24,6 +24,9 @@ export class CliError extends Error {
   }
 }
 
+/** Options that never take a value: `--json abc` is the flag and the positional `abc`. */
+const FLAGS = new Set(['json', 'help', 'force']);
+
 export function parseArguments(argv: string[]): { positionals: string[]; options: Record<string, string | boolean> } {
   const positionals: string[] = [];
   const options: Record<string, string | boolean> = {};
@@ -33,7 +36,7 @@ export function parseArguments(argv: string[]): { positionals: string[]; options
       const eq = arg.indexOf('=');
       if (eq > 0) {
         options[arg.slice(2, eq)] = arg.slice(eq + 1);
-      } else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) {
+      } else if (!FLAGS.has(arg.slice(2)) && i + 1 < argv.length && !argv[i + 1].startsWith('--')) {
         options[arg.slice(2)] = argv[++i];
       } else {
         options[arg.slice(2)] = true;
@@ -64,17 +67,39 @@ function helpText(program: string, commands: CliCommand[]): string {
   ].join('\n');
 }
 
+/** The command whose (possibly two-word) name starts the positionals: `vehicle add` before `vehicle`. */
+function findCommand(commands: CliCommand[], positionals: string[]): { command?: CliCommand; rest: string[] } {
+  for (const words of [2, 1]) {
+    const name = positionals.slice(0, words).join(' ');
+    const command = positionals.length >= words ? commands.find((c) => c.name === name) : undefined;
+    if (command) return { command, rest: positionals.slice(words) };
+  }
+  return { rest: positionals };
+}
+
+/** Left-aligned columns under a header, for readable lists. */
+export function formatTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column]))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
 export async function runCli(program: string, commands: CliCommand[], argv: string[]): Promise<number> {
   const { positionals, options } = parseArguments(argv);
-  const [name, ...rest] = positionals;
   const out = (line: string) => process.stdout.write(`${line}\n`);
-  if (!name || name === 'help' || (options.help && !name)) {
+  if (positionals.length === 0 || positionals[0] === 'help') {
     out(helpText(program, commands));
-    return name ? 0 : options.help ? 0 : 2;
+    return positionals.length > 0 || options.help ? 0 : 2;
   }
-  const command = commands.find((c) => c.name === name);
+  const { command, rest } = findCommand(commands, positionals);
   if (!command) {
-    process.stderr.write(`${program}: unknown command "${name}"\n\n${helpText(program, commands)}\n`);
+    process.stderr.write(`error: unknown command "${positionals.join(' ')}"\n\n${helpText(program, commands)}\n`);
     return 2;
   }
   if (options.help) {
@@ -89,8 +114,16 @@ export async function runCli(program: string, commands: CliCommand[], argv: stri
   } catch (error) {
     const cliError = error instanceof CliError ? error : undefined;
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`${program} ${name}: ${message}\n`);
-    if (cliError?.detail !== undefined) process.stderr.write(`${JSON.stringify(cliError.detail, null, 2)}\n`);
+    process.stderr.write(`error: ${message}\n`);
+    if (json) {
+      out(
+        JSON.stringify(
+          { error: message, ...(cliError?.detail === undefined ? {} : { problem: cliError.detail }) },
+          null,
+          2,
+        ),
+      );
+    }
     return cliError?.exitCode ?? 1;
   }
 }

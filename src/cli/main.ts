@@ -1,13 +1,11 @@
 import 'reflect-metadata';
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { issueOperatorToken } from '../common/auth/operator-token.js';
 import { OPERATOR_SCOPES, type OperatorScope } from '../common/auth/operator-scopes.js';
 import { writeDevPki } from '../pki/dev-pki.js';
-import { PKI_FILES } from '../pki/pki-files.js';
 import { CliError, runCli, stringOption, type CliCommand } from './cli-framework.js';
-
-const pkiDir = () => resolve(process.env.PKI_DIR ?? '.dev/pki');
+import { STACK_COMMANDS } from './stack-commands.js';
+import { pkiDir, readOperatorTokenKey } from './stack.js';
 
 const pkiDev: CliCommand = {
   name: 'pki:dev',
@@ -43,13 +41,7 @@ const token: CliCommand = {
     const ttl = Number(stringOption(context, 'ttl', '3600'));
     if (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 86_400)
       throw new CliError('--ttl must be 1 to 2592000 seconds', 2);
-    const keyFile = join(pkiDir(), PKI_FILES.operatorTokenKey);
-    let key: string;
-    try {
-      key = readFileSync(keyFile, 'utf8');
-    } catch {
-      throw new CliError(`cannot read ${keyFile}: run "npm run pki:dev" first`);
-    }
+    const key = readOperatorTokenKey();
     const subject = stringOption(context, 'subject', 'operator');
     const jwt = await issueOperatorToken(key, { subject, scopes: scopes as OperatorScope[], ttlSeconds: ttl });
     if (!context.json) context.out(jwt);
@@ -57,7 +49,7 @@ const token: CliCommand = {
   },
 };
 
-export const COMMANDS: CliCommand[] = [pkiDev, token];
+export const COMMANDS: CliCommand[] = [pkiDev, token, ...STACK_COMMANDS];
 
 runCli('dks', COMMANDS, process.argv.slice(2)).then(
   (code) => process.exit(code),
