@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { eventually } from '../sim/world/http-json.js';
 import { CliError, formatTable, parseArguments } from './cli-framework.js';
 import { startDemoStack } from './demo-stack.js';
-import { Stack, randomVin, stackOptions, type CarView, type KeyView, type TapOutcome } from './stack.js';
+import { Stack, describeTap, randomVin, stackOptions, type CarView, type KeyView, type TapOutcome } from './stack.js';
 
 /** One line of the demo: what happened, who decided, how long it took, and whether it was as expected. */
 interface StepResult {
@@ -73,9 +73,6 @@ async function settle<T>(probe: () => Promise<T>, accept: (value: T) => boolean)
 }
 
 const carKey = (car: CarView, keyId: string) => car.keys.find((key) => key.keyId === keyId);
-const tapLine = (tap: TapOutcome) =>
-  `${tap.result}${tap.reason === 'none' ? '' : ` (${tap.reason})`}, ${tap.transaction} transaction, ${(tap.durationMicros / 1000).toFixed(1)} ms in the car`;
-
 /** The story of README "Demo": every step against the real server, car and phones. */
 async function story(stack: Stack, demo: Demo): Promise<void> {
   const vin = randomVin();
@@ -113,7 +110,7 @@ async function story(stack: Stack, demo: Demo): Promise<void> {
     await demo.step(`owner taps: ${action}`, 'car', async () => {
       const tap = await stack.tap(ownerPhone, vin, action);
       return {
-        outcome: tapLine(tap),
+        outcome: describeTap(tap),
         expect: [
           [tap.allowed, 'the car grants it'],
           [tap.keyId === ownerKey, 'with the owner key'],
@@ -157,7 +154,7 @@ async function story(stack: Stack, demo: Demo): Promise<void> {
       const tap = await stack.tap(friend.deviceId, vin, action);
       const car = await stack.car(vin);
       return {
-        outcome: tapLine(tap),
+        outcome: describeTap(tap),
         expect: [
           [tap.allowed === allowed, allowed ? 'the car grants it' : `the car refuses it (${friend.profile})`],
           [carKey(car, friend.keyId) !== undefined, `the car holds ${friend.name}'s key`],

@@ -1,5 +1,5 @@
 import { CliError, formatTable, stringOption, type CliCommand, type CommandContext } from './cli-framework.js';
-import { ACTIONS, Stack, randomVin, stackOptions, type TapAction } from './stack.js';
+import { ACTIONS, Stack, describeTap, randomVin, stackOptions, type TapAction } from './stack.js';
 
 const CONNECTION = '[--admin-url <url>] [--sim-url <url>] [--token <jwt>] [--json]';
 const KEY_ID = /^[0-9a-f]{12,16}$/;
@@ -83,12 +83,8 @@ const tap: CliCommand = {
     const action = choice<TapAction>(context, 'action', ACTIONS);
     const mode = context.options.mode === undefined ? undefined : choice(context, 'mode', ['fast', 'standard']);
     const outcome = await stackOf(context).tap(deviceId, vin, action, mode);
-    if (!context.json) {
-      context.out(
-        `${action}: ${outcome.result} by the car${outcome.reason === 'none' ? '' : ` (${outcome.reason})`}, ${outcome.transaction} transaction` +
-          `${outcome.keyId ? `, key ${outcome.keyId}` : ''}, ${(outcome.durationMicros / 1000).toFixed(1)} ms in the car`,
-      );
-    }
+    if (!context.json)
+      context.out(`${action}: ${describeTap(outcome)}${outcome.keyId ? `, key ${outcome.keyId}` : ''}`);
     return outcome;
   },
 };

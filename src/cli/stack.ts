@@ -146,6 +146,12 @@ export interface AuditVerification {
   firstBroken?: Record<string, unknown>;
 }
 
+/** The car's decision in a few words: `granted, fast transaction, 2.1 ms in the car`. */
+export function describeTap(tap: TapOutcome): string {
+  const reason = tap.reason === 'none' ? '' : ` (${tap.reason})`;
+  return `${tap.result}${reason}, ${tap.transaction} transaction, ${(tap.durationMicros / 1000).toFixed(1)} ms in the car`;
+}
+
 /** A random VIN (ISO 3779 alphabet: no I, O or Q). */
 export function randomVin(prefix = 'WDD'): string {
   const alphabet = 'ABCDEFGHJKLMNPRSTUVWXYZ0123456789';

@@ -1,26 +1,11 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateOpenApi } from '../../src/app/openapi-file.js';
-import { PKI_FILES, type PkiFileId } from '../../src/pki/pki-files.js';
-import { createControlApi, listenControlApi } from '../../src/sim/control/control-api.js';
 import { CONTROL_OPERATIONS } from '../../src/sim/control/control-operations.js';
 import { generateControlOpenApiJson } from '../../src/sim/control/export-openapi.js';
-import { loadSimConfig } from '../../src/sim/control/sim-config.js';
-import { Simulator } from '../../src/sim/control/simulator.js';
 import { httpJson, type HttpResult } from '../../src/sim/world/http-json.js';
-import {
-  TEST_VIN,
-  adminRequest,
-  createTestPki,
-  eventually,
-  startTestSystem,
-  type TestPki,
-  type TestSystem,
-} from '../support/harness.js';
+import { TEST_VIN, adminRequest, createTestPki, eventually, type TestSystem } from '../support/harness.js';
+import { SystemWithSimulator } from '../support/simulator.js';
 
 interface WalletKeyView {
   keyId: string;
@@ -65,23 +50,6 @@ interface Problem {
   detail: string;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function writePkiDir(pki: TestPki): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sim-pki-'));
-  for (const id of Object.keys(PKI_FILES) as PkiFileId[]) writeFileSync(join(dir, PKI_FILES[id]), pki.set[id]);
-  return dir;
-}
-
 /**
  * The simulator process's parts against a real system (api and worker, PostgreSQL, Redis, real
  * TLS): the control API drives cars and phones, the server reaches the cars over the
@@ -89,25 +57,18 @@ function writePkiDir(pki: TestPki): string {
  * restart from its sealed state file.
  */
 describe('simulator', () => {
+  let world: SystemWithSimulator;
   let system: TestSystem;
   let env: Record<string, string>;
-  let simulator: Simulator | undefined;
-  let app: FastifyInstance | undefined;
   let base = '';
   const vin = TEST_VIN(71);
 
   async function startSimulator(): Promise<void> {
-    simulator = await Simulator.start(loadSimConfig(env));
-    app = createControlApi(simulator);
-    base = `http://127.0.0.1:${await listenControlApi(app, '127.0.0.1', 0)}`;
+    await world.startSimulator();
+    base = world.controlUrl;
   }
 
-  async function stopSimulator(): Promise<void> {
-    await app?.close();
-    await simulator?.close();
-    app = undefined;
-    simulator = undefined;
-  }
+  const stopSimulator = () => world.stopSimulator();
 
   function control<T>(method: string, path: string, body?: unknown): Promise<HttpResult<T>> {
     return httpJson<T>(method, `${base}${path}`, body === undefined ? {} : { body });
@@ -120,30 +81,13 @@ describe('simulator', () => {
   }
 
   beforeAll(async () => {
-    const pki = await createTestPki();
-    const [deviceOemPort, telematicsPort] = [await freePort(), await freePort()];
-    system = await startTestSystem({
-      pki,
-      worker: true,
-      env: { PAIRING_SCRYPT_N: '1024', PARTNER_NOTIFICATION_URLS: `device-oem=https://localhost:${deviceOemPort}` },
-    });
-    const stateDir = mkdtempSync(join(tmpdir(), 'sim-state-'));
-    env = {
-      SIM_PKI_DIR: writePkiDir(pki),
-      SIM_DEVICE_OEM_PORT: String(deviceOemPort),
-      SIM_TELEMATICS_PORT: String(telematicsPort),
-      SIM_TELEMATICS_URL: `https://127.0.0.1:${telematicsPort}`,
-      SIM_SERVER_API_URL: system.apiUrl,
-      SIM_SERVER_ADMIN_URL: system.adminUrl,
-      SIM_STATE_FILE: join(stateDir, 'sim-state.json'),
-    };
-    await startSimulator();
+    world = await SystemWithSimulator.start(await createTestPki());
+    ({ system, env } = world);
+    base = world.controlUrl;
   });
 
   afterAll(async () => {
-    await system?.worker?.close();
-    await stopSimulator();
-    await system?.stop();
+    await world?.stop();
   });
 
   it('provisions a car, pairs a phone, taps, shares, follows coverage and lost mode, and survives a restart', async () => {
@@ -361,7 +305,9 @@ describe('simulator', () => {
     expect(documented.sort()).toEqual(CONTROL_OPERATIONS.map((op) => `${op.method} ${op.path}`).sort());
     for (const operation of CONTROL_OPERATIONS) {
       const url = operation.path.replace(/\{(\w+)\}/g, ':$1');
-      expect(app!.hasRoute({ method: operation.method, url }), `${operation.method} ${operation.path}`).toBe(true);
+      expect(world.app!.hasRoute({ method: operation.method, url }), `${operation.method} ${operation.path}`).toBe(
+        true,
+      );
     }
   });
 });
