@@ -1,14 +1,7 @@
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_VIN, adminRequest, createTestPki, eventually } from '../support/harness.js';
+import { runScript } from '../support/run-script.js';
 import { SystemWithSimulator, freePort } from '../support/simulator.js';
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface Problem {
   type: string;
@@ -26,17 +19,7 @@ describe('cli', () => {
   let env: NodeJS.ProcessEnv;
   const vin = TEST_VIN(81);
 
-  function cli(...args: string[]): Promise<CliRun> {
-    return new Promise((done, fail) => {
-      const child = spawn(process.execPath, [resolve('dist/src/cli/main.js'), ...args], { env });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', fail);
-      child.on('close', (code) => done({ code, stdout, stderr }));
-    });
-  }
+  const cli = (...args: string[]) => runScript('dist/src/cli/main.js', args, env);
 
   /** Runs a command that must succeed with --json and returns its parsed output. */
   async function json<T>(...args: string[]): Promise<T> {
