@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { eventually } from '../sim/world/http-json.js';
 import { CliError, formatTable, parseArguments } from './cli-framework.js';
 import { startDemoStack } from './demo-stack.js';
-import { Stack, describeTap, randomVin, stackOptions, type CarView, type KeyView, type TapOutcome } from './stack.js';
+import { Stack, describeTap, randomVin, stackOptions, type CarView, type KeyView } from './stack.js';
 
 /** One line of the demo: what happened, who decided, how long it took, and whether it was as expected. */
 interface StepResult {

@@ -193,6 +193,12 @@ describe('cli', () => {
       stderr: 'error: No such resource: no device nobody in the simulator\n',
     });
 
+    const noVehicle = await cli('keys', '--vin', TEST_VIN(83));
+    expect(noVehicle).toMatchObject({
+      code: 1,
+      stderr: `error: No such resource: vehicle ${TEST_VIN(83)} does not exist\n`,
+    });
+
     const badToken = await cli('keys', '--vin', vin, '--token', 'a.b.c');
     expect(badToken.code).toBe(1);
     expect(badToken.stderr).toMatch(/^error: Authentication is required: .+\n$/);
