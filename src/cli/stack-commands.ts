@@ -1,7 +1,9 @@
 import { CliError, formatTable, stringOption, type CliCommand, type CommandContext } from './cli-framework.js';
 import { ACTIONS, Stack, describeTap, randomVin, stackOptions, type TapAction } from './stack.js';
 
-const CONNECTION = '[--admin-url <url>] [--sim-url <url>] [--token <jwt>] [--json]';
+const SIM = '[--sim-url <url>] [--json]';
+const ADMIN = '[--admin-url <url>] [--token <jwt>] [--json]';
+const BOTH = '[--admin-url <url>] [--sim-url <url>] [--token <jwt>] [--json]';
 const KEY_ID = /^[0-9a-f]{12,16}$/;
 const VIN = /^[A-HJ-NPR-Z0-9]{17}$/;
 
@@ -27,151 +29,150 @@ function choice<T extends string>(context: CommandContext, name: string, allowed
   return value as T;
 }
 
+/**
+ * A command against the running system: `call` does the work (argument errors first), `render`
+ * turns the answer into the readable lines; `--json` prints the answer instead.
+ */
+function stackCommand<T>(spec: {
+  name: string;
+  summary: string;
+  usage: string;
+  call: (stack: Stack, context: CommandContext) => Promise<T>;
+  render: (result: T, context: CommandContext) => string[];
+}): CliCommand {
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    usage: `${spec.name} ${spec.usage}`,
+    async run(context) {
+      const result = await spec.call(stackOf(context), context);
+      if (!context.json) for (const line of spec.render(result, context)) context.out(line);
+      return result;
+    },
+  };
+}
+
 function optionalString(context: CommandContext, name: string): string | undefined {
   const value = context.options[name];
   if (value === true) throw new CliError(`--${name} needs a value`, 2);
   return typeof value === 'string' ? value : undefined;
 }
 
-const vehicleAdd: CliCommand = {
+const vehicleAdd = stackCommand({
   name: 'vehicle add',
   summary: 'Provision a car in the simulator with the server (a random VIN unless --vin)',
-  usage: `vehicle add [--vin <VIN>] ${CONNECTION}`,
-  async run(context) {
-    const car = await stackOf(context).provisionCar(vinOption(context, randomVin()));
-    if (!context.json) {
-      context.out(
-        `car ${car.vin} provisioned: vehicle identifier ${car.vehicleIdentifier}, server id ${car.vehicleId}`,
-      );
-    }
-    return car;
-  },
-};
+  usage: `[--vin <VIN>] ${SIM}`,
+  call: (stack, context) => stack.provisionCar(vinOption(context, randomVin())),
+  render: (car) => [
+    `car ${car.vin} provisioned: vehicle identifier ${car.vehicleIdentifier}, server id ${car.vehicleId}`,
+  ],
+});
 
-const deviceAdd: CliCommand = {
+const deviceAdd = stackCommand({
   name: 'device add',
   summary: 'Create a phone in the simulator (software SE, signed in with the Device OEM backend)',
-  usage: `device add [--name <name>] ${CONNECTION}`,
-  async run(context) {
-    const device = await stackOf(context).createDevice(optionalString(context, 'name'));
-    if (!context.json) context.out(`device ${device.deviceId} created${device.name ? ` (${device.name})` : ''}`);
-    return device;
-  },
-};
+  usage: `[--name <name>] ${SIM}`,
+  call: (stack, context) => stack.createDevice(optionalString(context, 'name')),
+  render: (device) => [`device ${device.deviceId} created${device.name ? ` (${device.name})` : ''}`],
+});
 
-const pair: CliCommand = {
+const pair = stackCommand({
   name: 'pair',
   summary: 'Owner pairing: the operator starts a session, the phone pairs at the car; prints the key id',
-  usage: `pair --vin <VIN> [--device <deviceId>] ${CONNECTION}`,
-  async run(context) {
-    const stack = stackOf(context);
+  usage: `--vin <VIN> [--device <deviceId>] ${BOTH}`,
+  async call(stack, context) {
     const vin = vinOption(context);
     const deviceId = optionalString(context, 'device') ?? (await stack.createDevice('owner')).deviceId;
-    const paired = await stack.pair(vin, deviceId);
-    if (!context.json) context.out(`paired: key ${paired.keyId} on device ${deviceId} for ${vin}, ${paired.state}`);
-    return paired;
+    return stack.pair(vin, deviceId);
   },
-};
+  render: (paired) => [`paired: key ${paired.keyId} on device ${paired.deviceId} for ${paired.vin}, ${paired.state}`],
+});
 
-const tap: CliCommand = {
+const tap = stackCommand({
   name: 'tap',
   summary: "Hold a phone to the car's reader; prints the car's decision",
-  usage: `tap --device <deviceId> --vin <VIN> --action <${ACTIONS.join('|')}> [--mode fast|standard] ${CONNECTION}`,
-  async run(context) {
+  usage: `--device <deviceId> --vin <VIN> --action <${ACTIONS.join('|')}> [--mode fast|standard] ${SIM}`,
+  call(stack, context) {
     const deviceId = stringOption(context, 'device');
     const vin = vinOption(context);
     const action = choice<TapAction>(context, 'action', ACTIONS);
     const mode = context.options.mode === undefined ? undefined : choice(context, 'mode', ['fast', 'standard']);
-    const outcome = await stackOf(context).tap(deviceId, vin, action, mode);
-    if (!context.json)
-      context.out(`${action}: ${describeTap(outcome)}${outcome.keyId ? `, key ${outcome.keyId}` : ''}`);
-    return outcome;
+    return stack.tap(deviceId, vin, action, mode);
   },
-};
+  render: (outcome) => [`${outcome.action}: ${describeTap(outcome)}${outcome.keyId ? `, key ${outcome.keyId}` : ''}`],
+});
 
-const share: CliCommand = {
+const share = stackCommand({
   name: 'share',
   summary: "Share a key with a friend's phone through the Device OEM's invitation relay",
-  usage: `share --device <deviceId> --key <keyId> --profile <access profile> [--friend <deviceId>] [--pin <6 digits>] ${CONNECTION}`,
-  async run(context) {
-    const stack = stackOf(context);
+  usage: `--device <deviceId> --key <keyId> --profile <access profile> [--friend <deviceId>] [--pin <6 digits>] ${SIM}`,
+  async call(stack, context) {
     const deviceId = stringOption(context, 'device');
     const keyId = keyIdArgument(context, 'key');
     const profile = stringOption(context, 'profile');
     const pin = optionalString(context, 'pin');
     if (pin !== undefined && !/^[0-9]{6}$/.test(pin)) throw new CliError('--pin must be 6 digits', 2);
     const friendDeviceId = optionalString(context, 'friend') ?? (await stack.createDevice('friend')).deviceId;
-    const shared = await stack.share(deviceId, { keyId, friendDeviceId, profile, ...(pin ? { pin } : {}) });
-    if (!context.json) {
-      context.out(
-        `shared: friend key ${shared.friendKeyId} (${profile}) on device ${friendDeviceId}, ${shared.state} on the server`,
-      );
-    }
-    return shared;
+    return stack.share(deviceId, { keyId, friendDeviceId, profile, ...(pin ? { pin } : {}) });
   },
-};
+  render: (shared) => [
+    `shared: friend key ${shared.friendKeyId} (${shared.profile}) on device ${shared.friendDeviceId}, ${shared.state} on the server`,
+  ],
+});
 
-function lifecycle(name: 'suspend' | 'resume' | 'revoke'): CliCommand {
-  const operation = name === 'revoke' ? 'terminate' : name;
-  return {
+function lifecycle(name: 'suspend' | 'resume' | 'revoke') {
+  return stackCommand({
     name,
     summary: `${name[0].toUpperCase()}${name.slice(1)} a key as the operator (the car is told over telematics)`,
-    usage: `${name} <keyId> [--reason <text>] [--admin-url <url>] [--token <jwt>] [--json]`,
-    async run(context) {
-      const key = await stackOf(context).keyAction(
+    usage: `<keyId> [--reason <text>] ${ADMIN}`,
+    call: (stack, context) =>
+      stack.keyAction(
         keyIdArgument(context),
-        operation,
+        name === 'revoke' ? 'terminate' : name,
         optionalString(context, 'reason'),
-      );
-      if (!context.json) context.out(`key ${key.keyId} (${key.role}, ${key.vin}) is now ${key.state}`);
-      return key;
-    },
-  };
+      ),
+    render: (key) => [`key ${key.keyId} (${key.role}, ${key.vin}) is now ${key.state}`],
+  });
 }
 
-const keys: CliCommand = {
+const keys = stackCommand({
   name: 'keys',
   summary: "The server's keys of a vehicle",
-  usage: 'keys --vin <VIN> [--admin-url <url>] [--token <jwt>] [--json]',
-  async run(context) {
+  usage: `--vin <VIN> ${ADMIN}`,
+  async call(stack, context) {
     const vin = vinOption(context);
-    const items = await stackOf(context).vehicleKeys(vin);
-    if (!context.json) {
-      if (items.length === 0) context.out(`no keys for ${vin}`);
-      else {
-        const rows = items.map((k) => [k.keyId, k.role, k.state, String(k.version), k.partner, k.updatedAt]);
-        for (const line of formatTable(['KEY', 'ROLE', 'STATE', 'VERSION', 'PARTNER', 'UPDATED'], rows))
-          context.out(line);
-      }
-    }
-    return { vin, items };
+    return { vin, items: await stack.vehicleKeys(vin) };
   },
-};
+  render: ({ vin, items }) =>
+    items.length === 0
+      ? [`no keys for ${vin}`]
+      : formatTable(
+          ['KEY', 'ROLE', 'STATE', 'VERSION', 'PARTNER', 'UPDATED'],
+          items.map((k) => [k.keyId, k.role, k.state, String(k.version), k.partner, k.updatedAt]),
+        ),
+});
 
-const timeline: CliCommand = {
+const timeline = stackCommand({
   name: 'timeline',
   summary: "A key's timeline: state changes and every hop of its commands to the car",
-  usage: 'timeline <keyId> [--admin-url <url>] [--token <jwt>] [--json]',
-  async run(context) {
-    const result = await stackOf(context).timeline(keyIdArgument(context));
-    if (!context.json) {
-      const rows = result.entries.map((entry) => {
+  usage: `<keyId> ${ADMIN}`,
+  call: (stack, context) => stack.timeline(keyIdArgument(context)),
+  render: (result) =>
+    formatTable(
+      ['AT', 'SOURCE', 'EVENT', 'BY / COMMAND'],
+      result.entries.map((entry) => {
         const { actor, command, seq } = entry.details as { actor?: string; command?: string; seq?: number };
-        const about = command ? `${command} #${seq}` : (actor ?? '');
-        return [entry.at, entry.source, entry.event, about];
-      });
-      for (const line of formatTable(['AT', 'SOURCE', 'EVENT', 'BY / COMMAND'], rows)) context.out(line);
-    }
-    return result;
-  },
-};
+        return [entry.at, entry.source, entry.event, command ? `${command} #${seq}` : (actor ?? '')];
+      }),
+    ),
+});
 
-const auditVerify: CliCommand = {
+const auditVerify = stackCommand({
   name: 'audit verify',
   summary: "Verify the audit log's hash chains (exit 1 when a row does not match)",
-  usage: 'audit verify [--admin-url <url>] [--token <jwt>] [--json]',
-  async run(context) {
-    const result = await stackOf(context).verifyAudit();
+  usage: ADMIN,
+  async call(stack) {
+    const result = await stack.verifyAudit();
     if (!result.ok) {
       throw new CliError(
         `audit chain broken: ${result.checked} rows verified before ${JSON.stringify(result.firstBroken)}`,
@@ -179,65 +180,54 @@ const auditVerify: CliCommand = {
         result,
       );
     }
-    if (!context.json) {
-      context.out(`audit log intact: ${result.checked} rows in ${result.chains} chains, head ${result.lastHash}`);
-    }
     return result;
   },
-};
+  render: (result) => [`audit log intact: ${result.checked} rows in ${result.chains} chains, head ${result.lastHash}`],
+});
 
-function onlineCommand(online: boolean): CliCommand {
+function onlineCommand(online: boolean) {
   const name = online ? 'online' : 'offline';
-  return {
+  return stackCommand<unknown>({
     name,
     summary: online
       ? "Bring a car's telematics (--vin) or a phone (--device) back in reach"
       : "Take a car's telematics (--vin) or a phone (--device) out of reach",
-    usage: `${name} (--vin <VIN> | --device <deviceId>) [--sim-url <url>] [--json]`,
-    async run(context) {
-      const stack = stackOf(context);
+    usage: `(--vin <VIN> | --device <deviceId>) ${SIM}`,
+    call(stack, context) {
       const deviceId = optionalString(context, 'device');
       if (deviceId !== undefined && context.options.vin !== undefined)
         throw new CliError('give --vin or --device, not both', 2);
-      if (deviceId !== undefined) {
-        const device = await stack.setDeviceOnline(deviceId, online);
-        if (!context.json) context.out(`device ${deviceId} is ${name}`);
-        return device;
-      }
-      const car = await stack.setCarOnline(vinOption(context), online);
-      if (!context.json) context.out(`car ${car.vin} is ${name}`);
-      return car;
+      return deviceId !== undefined
+        ? stack.setDeviceOnline(deviceId, online)
+        : stack.setCarOnline(vinOption(context), online);
     },
-  };
+    render: (_, context) => [
+      `${typeof context.options.device === 'string' ? `device ${context.options.device}` : `car ${String(context.options.vin)}`} is ${name}`,
+    ],
+  });
 }
 
-const lostMode: CliCommand = {
+const lostMode = stackCommand({
   name: 'lost-mode',
   summary: 'The phone maker suspends (on) or resumes (off) every key of a phone',
-  usage: 'lost-mode <on|off> --device <deviceId> [--sim-url <url>] [--json]',
-  async run(context) {
+  usage: `<on|off> --device <deviceId> ${SIM}`,
+  call(stack, context) {
     const [setting] = context.positionals;
     if (setting !== 'on' && setting !== 'off') throw new CliError('say "on" or "off"', 2);
-    const result = await stackOf(context).lostMode(stringOption(context, 'device'), setting === 'on');
-    if (!context.json) {
-      context.out(
-        `lost mode ${setting} for ${result.deviceId}: ${result.keys.map((k) => `${k.keyId} ${k.state}`).join(', ') || 'no keys'}`,
-      );
-    }
-    return result;
+    return stack.lostMode(stringOption(context, 'device'), setting === 'on');
   },
-};
+  render: (result) => [
+    `lost mode ${result.lostMode ? 'on' : 'off'} for ${result.deviceId}: ${result.keys.map((k) => `${k.keyId} ${k.state}`).join(', ') || 'no keys'}`,
+  ],
+});
 
-const deleteKey: CliCommand = {
+const deleteKey = stackCommand({
   name: 'delete',
   summary: 'Delete a key in the Wallet (termination attestation to the server)',
-  usage: 'delete --device <deviceId> --key <keyId> [--sim-url <url>] [--json]',
-  async run(context) {
-    const result = await stackOf(context).deleteKey(stringOption(context, 'device'), keyIdArgument(context, 'key'));
-    if (!context.json) context.out(`key ${result.keyId} deleted in the Wallet; ${result.state} on the server`);
-    return result;
-  },
-};
+  usage: `--device <deviceId> --key <keyId> ${SIM}`,
+  call: (stack, context) => stack.deleteKey(stringOption(context, 'device'), keyIdArgument(context, 'key')),
+  render: (result) => [`key ${result.keyId} deleted in the Wallet; ${result.state} on the server`],
+});
 
 export const STACK_COMMANDS: CliCommand[] = [
   vehicleAdd,
