@@ -152,6 +152,12 @@ describe('cli', () => {
     const entries = await json<{ entries: Array<{ event: string }> }>('timeline', shared.friendKeyId);
     expect(entries.entries.map((entry) => entry.event)).toContain('key.terminated');
 
+    // The phone out of reach and back.
+    expect((await cli('offline', '--device', owner.deviceId)).stdout).toBe(`device ${owner.deviceId} is offline\n`);
+    expect(world.simulator!.world.deviceOem.isDeviceReachable(owner.deviceId)).toBe(false);
+    expect((await json<{ online: boolean }>('online', '--device', owner.deviceId)).online).toBe(true);
+    expect((await cli('online', '--vin', vin, '--device', owner.deviceId)).code).toBe(2);
+
     // Lost mode through the phone maker, then the owner deletes the key in the Wallet.
     const lost = await json<{ keys: Array<{ keyId: string; state: string }> }>(
       'lost-mode',
