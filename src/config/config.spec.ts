@@ -13,7 +13,7 @@ describe('loadConfig', () => {
     expect(config.admin).toEqual({ host: '127.0.0.1', port: 8080 });
     expect(config.bodyLimitBytes).toBe(65_536);
     expect(config.rateLimits).toEqual({
-      partner: { burst: 300, perSecond: 100 },
+      partner: { burst: 2_000, perSecond: 1_000 },
       operator: { burst: 300, perSecond: 100 },
     });
   });

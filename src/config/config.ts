@@ -291,7 +291,7 @@ export function loadConfig(env: Env = process.env, overrides: ConfigOverrides = 
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['debug', 'info', 'warn', 'error'] as const),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 65_536, 1_024, 10_485_760),
     rateLimits: {
-      partner: rateLimit(env, 'PARTNER', { burst: 300, perSecond: 100 }),
+      partner: rateLimit(env, 'PARTNER', { burst: 2_000, perSecond: 1_000 }),
       operator: rateLimit(env, 'OPERATOR', { burst: 300, perSecond: 100 }),
     },
     queuePrefix,
