@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
@@ -204,30 +204,43 @@ export function startServerProcess(
   portLine: RegExp,
   args: readonly string[] = [],
 ): Promise<ServerProcess> {
+  // The server logs to a file, not to a pipe this (busy) process would have to drain: on Linux a
+  // write to a full pipe blocks the writer, which would measure the load generator, not the server.
+  const logDir = mkdtempSync(join(tmpdir(), 'dks-bench-log-'));
+  const logFile = join(logDir, 'stderr.log');
+  const logFd = openSync(logFile, 'w');
+  const lastWords = () => readFileSync(logFile, 'utf8').trim().slice(-600);
   return new Promise((resolve, reject) => {
-    const child: ChildProcess = spawn(process.execPath, [script, ...args], {
+    // BENCH_CPU_PROF_DIR: each server writes a V8 CPU profile there when it exits.
+    const profile = process.env.BENCH_CPU_PROF_DIR
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`]
+      : [];
+    const child: ChildProcess = spawn(process.execPath, [...profile, script, ...args], {
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'ignore', logFd],
     });
-    let stderr = '';
+    closeSync(logFd);
     let started = false;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${script} did not report its port within ${START_TIMEOUT_MS} ms: ${stderr.slice(-400)}`));
-    }, START_TIMEOUT_MS);
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
-    child.once('exit', (code, signal) => {
-      if (started) return;
-      clearTimeout(timer);
-      reject(new Error(`${script} exited (${code ?? signal}) before listening: ${stderr.trim().slice(-600)}`));
-    });
-    child.stderr!.on('data', (chunk: Buffer) => {
-      // Only the last words are kept: a server logging for minutes must not grow this process.
-      stderr = (stderr + chunk.toString('utf8')).slice(-8_192);
-      const match = started ? null : portLine.exec(stderr);
-      if (!match) return;
+    const removeLog = () => rmSync(logDir, { recursive: true, force: true });
+    const fail = (message: string) => {
+      clearInterval(poll);
+      const words = lastWords();
+      removeLog();
+      reject(new Error(`${message}: ${words}`));
+    };
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    const poll = setInterval(() => {
+      const match = portLine.exec(readFileSync(logFile, 'utf8'));
+      if (!match) {
+        if (Date.now() > deadline) {
+          child.kill('SIGKILL');
+          fail(`${script} did not report its port within ${START_TIMEOUT_MS} ms`);
+        }
+        return;
+      }
+      clearInterval(poll);
       started = true;
-      clearTimeout(timer);
       const pid = child.pid!;
       resolve({
         pid,
@@ -238,8 +251,13 @@ export function startServerProcess(
           const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
           await exited;
           clearTimeout(force);
+          removeLog();
         },
       });
+    }, 50);
+    child.once('exit', (code, signal) => {
+      if (!started) fail(`${script} exited (${code ?? signal}) before listening`);
+      else removeLog();
     });
   });
 }
