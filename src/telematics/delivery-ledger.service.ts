@@ -239,19 +239,18 @@ export class DeliveryLedgerService {
     ack: TelematicsAck,
     delivery: Delivery,
   ): Promise<void> {
-    const keys = await manager.query<
-      Array<{ keyId: string; state: string; role: string; pem: string; entitlements: Buffer | null }>
-    >(
-      `(SELECT key_identifier AS "keyId", state, role, endpoint_certificate_pem AS pem, entitlements
-          FROM digital_keys WHERE vehicle_id = $1 AND state IN ('active', 'suspended', 'terminating'))
-       UNION ALL
-       (SELECT key_identifier, state, role, '', NULL FROM digital_keys
-         WHERE vehicle_id = $1 AND state = 'terminated' ORDER BY updated_at DESC LIMIT $2)`,
-      [vehicle.id, SYNC_TERMINATED_KEYS],
+    // The common case is a match: compare on ids and states only, fetch what a SYNC needs on a mismatch.
+    const live = await manager.query<Array<{ keyId: string; state: string }>>(
+      `SELECT key_identifier AS "keyId", state FROM digital_keys
+        WHERE vehicle_id = $1 AND state IN ('active', 'suspended')`,
+      [vehicle.id],
     );
-    const expected = keyListDigest(keys);
+    const expected = keyListDigest(live);
     if (expected === ack.keyListDigest) {
-      await manager.query(`UPDATE vehicles SET key_list_mismatch_since = NULL WHERE id = $1`, [vehicle.id]);
+      await manager.query(
+        `UPDATE vehicles SET key_list_mismatch_since = NULL WHERE id = $1 AND key_list_mismatch_since IS NOT NULL`,
+        [vehicle.id],
+      );
       return;
     }
     const [rows] = await manager.query<[Array<{ version: string; syncVersion: string | null }>, number]>(
@@ -274,6 +273,16 @@ export class DeliveryLedgerService {
       });
       return;
     }
+    const keys = await manager.query<
+      Array<{ keyId: string; state: string; role: string; pem: string; entitlements: Buffer | null }>
+    >(
+      `(SELECT key_identifier AS "keyId", state, role, endpoint_certificate_pem AS pem, entitlements
+          FROM digital_keys WHERE vehicle_id = $1 AND state IN ('active', 'suspended', 'terminating'))
+       UNION ALL
+       (SELECT key_identifier, state, role, '', NULL FROM digital_keys
+         WHERE vehicle_id = $1 AND state = 'terminated' ORDER BY updated_at DESC LIMIT $2)`,
+      [vehicle.id, SYNC_TERMINATED_KEYS],
+    );
     const sync = await this.outbox.enqueue(manager, {
       vehicleId: vehicle.id,
       command: 'SYNC',
