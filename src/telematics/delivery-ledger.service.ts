@@ -122,7 +122,13 @@ export class DeliveryLedgerService {
         delivery.ackedAt = new Date();
         delivery.ackKeyListDigest = ack.keyListDigest;
         delivery.lastError = null;
-        await manager.save(delivery);
+        // One UPDATE of the locked row (save() would read it again first).
+        await manager.query(
+          `UPDATE deliveries SET status = 'acked', acked_at = $2, ack_key_list_digest = $3, last_error = NULL,
+                  updated_at = now()
+            WHERE id = $1`,
+          [delivery.id, delivery.ackedAt, ack.keyListDigest],
+        );
         await this.applyAckEffects(manager, vehicle, delivery);
         this.metrics?.commandAckLatency.observe(
           { command: delivery.command },
