@@ -34,7 +34,14 @@ import type { KeyRegistrationResponse, PartnerKeyResponse, RegisterKeyDto } from
 const LIVE_STATES = ['pending', 'active', 'suspended'] as const;
 const OWNER_ENTITLEMENTS = encodeEntitlements(ENTITLEMENT_PROFILES.OWNER);
 
-export function toPartnerKeyResponse(key: DigitalKey, vehicleIdentifier: string): PartnerKeyResponse {
+type KeyLookupRow = Pick<DigitalKey, 'keyIdentifier' | 'role' | 'state' | 'partner' | 'createdAt' | 'updatedAt'> & {
+  vehicleIdentifier: string;
+};
+
+export function toPartnerKeyResponse(
+  key: Pick<DigitalKey, 'keyIdentifier' | 'role' | 'state' | 'createdAt' | 'updatedAt'>,
+  vehicleIdentifier: string,
+): PartnerKeyResponse {
   return {
     keyId: key.keyIdentifier,
     vehicleId: vehicleIdentifier,
@@ -361,11 +368,17 @@ export class KeyRegistrationService {
 
   get(partner: string, keyIdentifier: string): Promise<PartnerKeyResponse> {
     return this.audit.auditingDenials(async () => {
-      const key = await this.dataSource
-        .getRepository(DigitalKey)
-        .findOne({ where: { keyIdentifier }, relations: { vehicle: true } });
+      // One statement with only the columns answered: findOne with a relation sends two (a
+      // DISTINCT id query, then the join) and hydrates the certificate PEM and entitlements too.
+      const [key] = await this.dataSource.query<Array<KeyLookupRow>>(
+        `SELECT k.key_identifier AS "keyIdentifier", k.role, k.state, k.partner,
+                k.created_at AS "createdAt", k.updated_at AS "updatedAt", v.vehicle_identifier AS "vehicleIdentifier"
+           FROM digital_keys k JOIN vehicles v ON v.id = k.vehicle_id
+          WHERE k.key_identifier = $1`,
+        [keyIdentifier],
+      );
       const absent = `key ${keyIdentifier} does not exist`;
-      if (!key || !key.vehicle) throw new ProblemException('not-found', absent);
+      if (!key) throw new ProblemException('not-found', absent);
       // Another partner's key is reported as absent, never as forbidden; the attempt is audited.
       if (key.partner !== partner) {
         throw new AccessDenied('not-found', absent, {
@@ -375,7 +388,7 @@ export class KeyRegistrationService {
           reason: 'key of another partner',
         });
       }
-      return toPartnerKeyResponse(key, key.vehicle.vehicleIdentifier);
+      return toPartnerKeyResponse(key, key.vehicleIdentifier);
     });
   }
 }
