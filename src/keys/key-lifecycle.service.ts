@@ -379,8 +379,15 @@ export class KeyLifecycleService {
       });
     }
     const from = key.state;
+    // The row is locked and loaded: one UPDATE, where save() would SELECT it again to diff it first.
+    const [[updated]] = await manager.query<[Array<{ version: number; updatedAt: Date }>, number]>(
+      `UPDATE digital_keys SET state = $1, version = version + 1, updated_at = now()
+        WHERE id = $2 RETURNING version, updated_at AS "updatedAt"`,
+      [result.to, key.id],
+    );
     key.state = result.to;
-    await manager.save(key);
+    key.version = updated.version;
+    key.updatedAt = updated.updatedAt;
     const delivery = await this.outbox.enqueue(manager, {
       vehicleId: vehicle.id,
       command: 'SET_STATE',
