@@ -76,14 +76,13 @@ export class AuditService {
     }
     // Re-entrant within the transaction: a second row of the same transaction does not wait.
     await manager.query('SELECT pg_advisory_xact_lock($1, $2)', [AUDIT_CHAIN_LOCK, chain]);
-    const [last] = await manager.query<Array<{ hash: string }>>(
-      'SELECT hash FROM audit_events WHERE chain = $1 ORDER BY id DESC LIMIT 1',
+    // After the lock, in its own statement, so its snapshot sees the chain's last committed row.
+    const [{ id, last }] = await manager.query<Array<{ id: string; last: string | null }>>(
+      `SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text AS id,
+              (SELECT hash FROM audit_events WHERE chain = $1 ORDER BY id DESC LIMIT 1) AS last`,
       [chain],
     );
-    const [{ id }] = await manager.query<Array<{ id: string }>>(
-      `SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text AS id`,
-    );
-    const prevHash = last?.hash ?? GENESIS_HASH;
+    const prevHash = last ?? GENESIS_HASH;
     const occurredAt = new Date();
     const content = {
       id,
