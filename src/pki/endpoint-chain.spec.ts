@@ -87,4 +87,40 @@ describe('EndpointChainVerifier', () => {
       ),
     ).toBe('malformed');
   });
+
+  it('checks every later chain through intermediates it has already verified', async () => {
+    const verifier = new EndpointChainVerifier(pki.vehicleOemRootCert);
+    const issue = (ca: CertificateAuthority, key: Buffer, notBefore?: Date) =>
+      issueEndpointCertificate({ instanceCa: ca, endpointPublicKey: key, vehicleIdentifier, role: 'owner', notBefore });
+    const first = point();
+    expect(verifier.verify([await issue(instance, first), ...chainTail]).publicKeyPoint.equals(first)).toBe(true);
+    const second = point();
+    expect(verifier.verify([await issue(instance, second), ...chainTail]).publicKeyPoint.equals(second)).toBe(true);
+
+    const failure = (chain: Buffer[], now?: Date) => {
+      try {
+        verifier.verify(chain, now);
+      } catch (error) {
+        return { reason: (error as ChainVerificationError).reason, message: (error as Error).message };
+      }
+      return { reason: 'accepted', message: '' };
+    };
+    // An endpoint another Instance CA signed, presented with the verified intermediates.
+    const other = await createPkiSet();
+    const foreign = await issue(await loadCertificateAuthority(other.instanceCaCert, other.instanceCaKey), point());
+    expect(failure([foreign, ...chainTail])).toEqual({
+      reason: 'untrusted',
+      message: 'the endpoint certificate is not signed by the Instance CA',
+    });
+    // The verified Instance CA under a Device OEM CA that is not cross-signed by the root.
+    expect(failure([await issue(instance, point()), chainTail[0], der(pki.deviceOemCaCert)]).reason).toBe('untrusted');
+    // Validity is read on every chain, the remembered intermediates' included.
+    const day = 86_400_000;
+    const early = await issue(instance, point(), new Date(Date.now() - 10 * day));
+    const intermediateFrom = new Date(new X509Certificate(pki.instanceCaCert).validFrom);
+    expect(failure([early, ...chainTail], new Date(intermediateFrom.getTime() - day))).toMatchObject({
+      reason: 'not-yet-valid',
+      message: expect.stringMatching(/^certificate [12] /) as unknown,
+    });
+  });
 });

@@ -39,6 +39,17 @@ export interface VerifiedEndpoint {
 export const ENDPOINT_CHAIN_LENGTH = 3;
 const MAX_CERTIFICATE_BYTES = 4_096;
 
+/** Verified intermediates kept per verifier (each at most 4 KiB of DER twice over). */
+const MAX_REMEMBERED_INTERMEDIATES = 256;
+
+function parseCertificate(der: Buffer, index: number): X509Certificate {
+  try {
+    return new X509Certificate(der);
+  } catch {
+    throw new ChainVerificationError('malformed', `certificate ${index} is not DER X.509`);
+  }
+}
+
 function commonName(subject: string): string | undefined {
   return /(?:^|\n)CN=([^\n]*)/.exec(subject)?.[1];
 }
@@ -50,6 +61,13 @@ function commonName(subject: string): string | undefined {
  */
 export class EndpointChainVerifier {
   private readonly root: X509Certificate;
+  /**
+   * Intermediates whose signature path up to the root has been verified, by their exact DER and
+   * that of everything above them. Chains of one Instance CA share both intermediates, so only
+   * the endpoint certificate is parsed and its signature checked; validity and CA flags are
+   * still checked on every chain.
+   */
+  private readonly verifiedIntermediates = new Map<string, X509Certificate>();
 
   constructor(rootPem: string) {
     this.root = new X509Certificate(rootPem);
@@ -62,23 +80,29 @@ export class EndpointChainVerifier {
         `the chain must be ${ENDPOINT_CHAIN_LENGTH} certificates: endpoint, Instance CA, Device OEM CA (cross-signed)`,
       );
     }
-    const certificates = chainDer.map((der, index) => {
+    const keys = chainDer.map((der, index) => {
       if (der.length === 0 || der.length > MAX_CERTIFICATE_BYTES) {
         throw new ChainVerificationError('malformed', `certificate ${index} is empty or too large`);
       }
-      try {
-        return new X509Certificate(der);
-      } catch {
-        throw new ChainVerificationError('malformed', `certificate ${index} is not DER X.509`);
-      }
+      // The endpoint certificate is new on every chain; an intermediate is named with all above it.
+      return index === 0
+        ? ''
+        : chainDer
+            .slice(index)
+            .map((above) => above.toString('base64'))
+            .join('.');
     });
+    const certificates = chainDer.map(
+      (der, index) => this.verifiedIntermediates.get(keys[index]) ?? parseCertificate(der, index),
+    );
     const [endpoint, instance, deviceOem] = certificates;
     const links: Array<[X509Certificate, X509Certificate, string]> = [
       [endpoint, instance, 'the endpoint certificate is not signed by the Instance CA'],
       [instance, deviceOem, 'the Instance CA is not signed by the Device OEM CA'],
       [deviceOem, this.root, 'the Device OEM CA is not cross-signed by the Vehicle OEM root'],
     ];
-    for (const [child, issuer, message] of links) {
+    for (const [index, [child, issuer, message]] of links.entries()) {
+      if (this.verifiedIntermediates.get(keys[index]) === child) continue;
       if (!child.checkIssued(issuer) || !child.verify(issuer.publicKey))
         throw new ChainVerificationError('untrusted', message);
     }
@@ -118,6 +142,8 @@ export class EndpointChainVerifier {
     } catch {
       throw new ChainVerificationError('malformed', 'the endpoint certificate extensions are malformed');
     }
+    // Every link verified from the root down: the intermediates may skip their signature checks next time.
+    for (const index of [2, 1]) this.rememberIntermediate(keys[index], certificates[index]);
     return {
       keyIdentifier,
       publicKeyPoint,
@@ -129,5 +155,14 @@ export class EndpointChainVerifier {
       notBefore: new Date(endpoint.validFrom),
       notAfter: new Date(endpoint.validTo),
     };
+  }
+
+  private rememberIntermediate(key: string, certificate: X509Certificate): void {
+    if (this.verifiedIntermediates.has(key)) return;
+    if (this.verifiedIntermediates.size >= MAX_REMEMBERED_INTERMEDIATES) {
+      // Oldest first: a Map iterates in insertion order.
+      this.verifiedIntermediates.delete(this.verifiedIntermediates.keys().next().value!);
+    }
+    this.verifiedIntermediates.set(key, certificate);
   }
 }
