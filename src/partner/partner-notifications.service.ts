@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
-import { OUTBOX_CHANNEL } from '../telematics/command-outbox.service.js';
+import { wakeOutboxRelayAtCommit } from '../telematics/command-outbox.service.js';
 import { OutboxMessage } from '../telematics/outbox-message.entity.js';
 import { PartnerNotification, type PartnerNotificationType } from './partner-notification.entity.js';
 
@@ -48,7 +48,7 @@ export class PartnerNotificationsService {
       deliveryId: notification.id,
       correlationId: request.correlationId ?? null,
     });
-    await manager.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, '']);
+    await wakeOutboxRelayAtCommit(manager);
     return notification;
   }
 }

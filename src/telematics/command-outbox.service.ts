@@ -7,6 +7,23 @@ import type { TelematicsCommandName } from '../protocol/telematics-messages.js';
 /** PostgreSQL channel the relay listens on, so it wakes at commit instead of at its next poll. */
 export const OUTBOX_CHANNEL = 'dks_outbox';
 
+/** Transactions (by their query runner) that have already asked to wake the relay. */
+const relayWoken = new WeakSet<object>();
+
+/**
+ * Wakes the outbox relay when the caller's transaction commits. Once per transaction is enough:
+ * PostgreSQL delivers one notification per channel and payload at commit however often it was
+ * sent, so a transaction writing several outbox rows sends it only once.
+ */
+export async function wakeOutboxRelayAtCommit(manager: EntityManager): Promise<void> {
+  const runner = manager.queryRunner;
+  if (runner?.isTransactionActive) {
+    if (relayWoken.has(runner)) return;
+    relayWoken.add(runner);
+  }
+  await manager.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, '']);
+}
+
 export interface VehicleCommandRequest {
   vehicleId: string;
   command: TelematicsCommandName;
@@ -52,7 +69,7 @@ export class CommandOutboxService {
       deliveryId: delivery.id,
       correlationId: request.correlationId ?? null,
     });
-    await manager.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, '']);
+    await wakeOutboxRelayAtCommit(manager);
     return delivery;
   }
 }
