@@ -216,15 +216,15 @@ export class KeyRegistrationService {
     if (await manager.exists(DigitalKey, { where: { keyIdentifier: endpoint.keyIdentifier } })) {
       throw new ProblemException('conflict', `key ${endpoint.keyIdentifier} is already registered`);
     }
-    const created = await manager.save(
-      manager.create(DigitalKey, {
-        ...key,
-        keyIdentifier: endpoint.keyIdentifier,
-        vehicleId: vehicle.id,
-        state: 'pending',
-        endpointCertificatePem: endpoint.certificatePem,
-      }),
-    );
+    const created = manager.create(DigitalKey, {
+      ...key,
+      keyIdentifier: endpoint.keyIdentifier,
+      vehicleId: vehicle.id,
+      state: 'pending',
+      endpointCertificatePem: endpoint.certificatePem,
+    });
+    // insert, not save: a new row needs no persistence diff; id, version and timestamps are merged back in.
+    await manager.insert(DigitalKey, created);
     const add = await this.outbox.enqueue(manager, {
       vehicleId: vehicle.id,
       command: 'ADD_KEY',

@@ -63,7 +63,8 @@ export class CommandOutboxService {
       nextAttemptAt: new Date(),
       correlationId: request.correlationId ?? null,
     });
-    await manager.save(delivery);
+    // insert, not save: a new row needs no persistence diff; the generated id is merged back in.
+    await manager.insert(Delivery, delivery);
     await manager.insert(OutboxMessage, {
       topic: 'vehicle-command',
       deliveryId: delivery.id,
