@@ -2,8 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
-import { wakeOutboxRelayAtCommit } from '../telematics/command-outbox.service.js';
-import { OutboxMessage } from '../telematics/outbox-message.entity.js';
+import { writeOutboxRow } from '../telematics/command-outbox.service.js';
 import { PartnerNotification, type PartnerNotificationType } from './partner-notification.entity.js';
 
 export interface NotificationRequest {
@@ -43,12 +42,11 @@ export class PartnerNotificationsService {
     });
     // jsonb columns are typed loosely by TypeORM; the row is complete.
     await manager.insert(PartnerNotification, notification as unknown as QueryDeepPartialEntity<PartnerNotification>);
-    await manager.insert(OutboxMessage, {
+    await writeOutboxRow(manager, {
       topic: 'partner-notification',
       deliveryId: notification.id,
       correlationId: request.correlationId ?? null,
     });
-    await wakeOutboxRelayAtCommit(manager);
     return notification;
   }
 }

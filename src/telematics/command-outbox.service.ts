@@ -11,11 +11,20 @@ export const OUTBOX_CHANNEL = 'dks_outbox';
 const relayWoken = new WeakSet<object>();
 
 /**
- * Wakes the outbox relay when the caller's transaction commits. Once per transaction is enough:
- * PostgreSQL delivers one notification per channel and payload at commit however often it was
- * sent, so a transaction writing several outbox rows sends it only once.
+ * Writes the outbox row that publishes a delivery or notification, in the caller's transaction,
+ * and wakes the relay when that transaction commits. One plain INSERT (nothing is read back).
+ * Once per transaction is enough for the wake-up: PostgreSQL delivers one notification per
+ * channel and payload at commit however often it was sent.
  */
-export async function wakeOutboxRelayAtCommit(manager: EntityManager): Promise<void> {
+export async function writeOutboxRow(
+  manager: EntityManager,
+  row: Pick<OutboxMessage, 'topic' | 'deliveryId' | 'correlationId'>,
+): Promise<void> {
+  await manager.query('INSERT INTO outbox (topic, delivery_id, correlation_id) VALUES ($1, $2, $3)', [
+    row.topic,
+    row.deliveryId,
+    row.correlationId,
+  ]);
   const runner = manager.queryRunner;
   if (runner?.isTransactionActive) {
     if (relayWoken.has(runner)) return;
@@ -65,12 +74,11 @@ export class CommandOutboxService {
     });
     // insert, not save: a new row needs no persistence diff; the generated id is merged back in.
     await manager.insert(Delivery, delivery);
-    await manager.insert(OutboxMessage, {
+    await writeOutboxRow(manager, {
       topic: 'vehicle-command',
       deliveryId: delivery.id,
       correlationId: request.correlationId ?? null,
     });
-    await wakeOutboxRelayAtCommit(manager);
     return delivery;
   }
 }
