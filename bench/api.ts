@@ -41,6 +41,7 @@ import {
   quickRun,
   round,
   summariseLatencies,
+  targetBound,
   type BenchResult,
   type LatencySummary,
   type Measurement,
@@ -314,7 +315,7 @@ async function main(): Promise<void> {
       `${result.value} ${result.unit}`,
       `${result.floor} ${result.unit}`,
       result.floor ? `${((100 * result.value) / result.floor).toFixed(0)}%` : '—',
-      result.target === null ? '—' : `${result.unit === 'ms' ? '≤' : '≥'}${result.target}`,
+      targetBound(result),
       status,
     ]);
   };

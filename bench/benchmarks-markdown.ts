@@ -1,4 +1,4 @@
-import type { BenchResult } from './report.js';
+import { targetBound, type BenchResult } from './report.js';
 
 /** What `npm run bench` collected: every benchmark's `--json` results and where they ran. */
 export interface BenchmarksReport {
@@ -12,9 +12,6 @@ export interface BenchmarksReport {
   readonly skipped: readonly string[];
 }
 
-/** Units where less is better: their target is an upper bound. */
-const LOWER_IS_BETTER = new Set(['ms', 'µs', 'MiB']);
-
 /** value ÷ floor, as `0.62×`; `—` without a floor. */
 export function ratio(result: Pick<BenchResult, 'value' | 'floor'>): string {
   if (!Number.isFinite(result.floor) || result.floor === 0) return '—';
@@ -23,7 +20,7 @@ export function ratio(result: Pick<BenchResult, 'value' | 'floor'>): string {
 
 export function target(result: Pick<BenchResult, 'target' | 'unit'>): string {
   if (result.target === null) return '—';
-  return `${LOWER_IS_BETTER.has(result.unit) ? '≤' : '≥'} ${String(result.target)} ${result.unit}`;
+  return `${targetBound(result).replace(/^([≤≥])/, '$1 ')} ${result.unit}`;
 }
 
 export function status(result: Pick<BenchResult, 'ok'>): string {

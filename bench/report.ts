@@ -40,6 +40,15 @@ export function runInWorker<T, M>(file: string, task: T): Promise<M> {
   });
 }
 
+/** Units where less is better: their target is an upper bound. */
+export const LOWER_IS_BETTER: ReadonlySet<string> = new Set(['ms', 'µs', 's', 'MiB', '%', 'count']);
+
+/** A target as the tables print it: `≤ 50` for units where less is better, `≥ 1000` otherwise. */
+export function targetBound(result: Pick<BenchResult, 'target' | 'unit'>): string {
+  if (result.target === null) return '—';
+  return `${LOWER_IS_BETTER.has(result.unit) ? '≤' : '≥'}${String(result.target)}`;
+}
+
 /** One line of `--json` output. */
 export interface BenchResult {
   name: string;
