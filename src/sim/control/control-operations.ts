@@ -357,7 +357,15 @@ export const CONTROL_OPERATIONS = [
     status: 200,
     response: {
       type: 'object',
-      properties: { keyId: KEY_ID, deviceId: { type: 'string' }, state: { type: 'string' } },
+      properties: {
+        keyId: KEY_ID,
+        deviceId: { type: 'string' },
+        state: {
+          type: 'string',
+          description:
+            "The key's state on the server (`terminating`, …), or `deleted-offline` when the phone is offline: the SE disabled the key and the signed proof is sent when the phone is back online.",
+        },
+      },
       required: ['keyId', 'state'],
     },
     problems: [400, 404, 409, 503],
