@@ -1,6 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { createHash, randomInt } from 'node:crypto';
-import { DataSource, type EntityManager } from 'typeorm';
+import {
+  DataSource,
+  type EntityManager,
+  type EntitySubscriberInterface,
+  type QueryRunner,
+  type TransactionCommitEvent,
+  type TransactionRollbackEvent,
+} from 'typeorm';
 import { ProblemException, type ProblemType } from '../common/errors/problem.js';
 import { AuditEvent } from './audit-event.entity.js';
 import { GENESIS_HASH, auditHash } from './audit-chain.js';
@@ -22,7 +29,7 @@ export interface AuditVerification {
   ok: boolean;
   checked: number;
   /** First row whose hash or link does not match, when a chain is broken. */
-  firstBroken?: { id: string; reason: 'hash-mismatch' | 'broken-link' };
+  firstBroken?: { id: string; reason: 'hash-mismatch' | 'broken-link' | 'head-mismatch' };
   /** How many chains hold rows. */
   chains: number;
   /** SHA-256 over the chains' last hashes in chain order: one value to compare with a saved one. */
@@ -45,62 +52,88 @@ export class AccessDenied extends ProblemException {
   }
 }
 
-/** Arbitrary constant naming the advisory locks that serialise appends to each chain. */
-const AUDIT_CHAIN_LOCK = 0x61756474; // "audt"
 /**
- * Parallel chains. A transaction holds its chain's lock until it commits, so one chain would
- * admit one audited transaction per commit time; with 16, concurrent transactions rarely meet.
+ * Parallel chains (rows of `audit_chain_heads`). A transaction locks one chain head from just
+ * before its commit until the commit, taking any head no other transaction holds.
  */
 export const AUDIT_CHAINS = 16;
 const VERIFY_BATCH = 1_000;
 
-@Injectable()
-export class AuditService {
-  /** The chain each open transaction appends to: every row of one transaction goes to one chain. */
-  private readonly chainOf = new WeakMap<object, number>();
+interface PendingEntry {
+  entry: AuditEntry;
+  occurredAt: Date;
+}
 
-  constructor(private readonly dataSource: DataSource) {}
+/** What a transaction holds: its rows waiting for the commit, and the chain it has appended to. */
+interface TransactionAudit {
+  pending: PendingEntry[];
+  chain?: { chain: number; lastHash: string };
+}
 
-  /**
-   * Appends one row inside the caller's transaction, so the audit row commits (or not) with the
-   * state change it describes. The transaction's chain is locked until it commits, which keeps
-   * that chain linear; a transaction only ever locks one chain, so chains cannot deadlock.
-   */
-  async append(manager: EntityManager, entry: AuditEntry): Promise<AuditEvent> {
-    const runner = manager.queryRunner;
-    if (!runner?.isTransactionActive) return this.dataSource.transaction((inner) => this.append(inner, entry));
-    let chain = this.chainOf.get(runner);
-    if (chain === undefined) {
-      chain = randomInt(AUDIT_CHAINS);
-      this.chainOf.set(runner, chain);
+/** Per transaction (its query runner), shared by every AuditService on the same DataSource. */
+const transactions = new WeakMap<QueryRunner, TransactionAudit>();
+const flushing = new WeakSet<DataSource>();
+
+/**
+ * Writes the audit rows a transaction gathered as its last statements before COMMIT: lock a
+ * free chain head (SKIP LOCKED; the row lock returns the head as last committed), hash the rows
+ * onto it, insert them and move the head in one statement. A chain is held for one round trip
+ * and the commit, however long the transaction ran before.
+ */
+class AuditFlushSubscriber implements EntitySubscriberInterface {
+  async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
+    const state = transactions.get(event.queryRunner);
+    if (!state || state.pending.length === 0) return;
+    const rows = state.pending;
+    state.pending = [];
+    const runner = event.manager;
+    const ids = rows.length;
+    let head = state.chain;
+    let drawn: string[];
+    if (head) {
+      const [{ drawn: fresh }] = await runner.query<Array<{ drawn: string[] }>>(
+        `SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text FROM generate_series(1, $1)) AS drawn`,
+        [ids],
+      );
+      drawn = fresh;
+    } else {
+      const free = await runner.query<Array<{ chain: number; lastHash: string; drawn: string[] }>>(
+        `SELECT chain, last_hash AS "lastHash",
+                ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text FROM generate_series(1, $1)) AS drawn
+           FROM audit_chain_heads ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED`,
+        [ids],
+      );
+      const taken =
+        free[0] ??
+        // Every head is held right now: wait for one (a transaction holds at most one, so no cycle).
+        (
+          await runner.query<Array<{ chain: number; lastHash: string; drawn: string[] }>>(
+            `SELECT chain, last_hash AS "lastHash",
+                    ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text FROM generate_series(1, $2)) AS drawn
+               FROM audit_chain_heads WHERE chain = (SELECT chain FROM audit_chain_heads ORDER BY chain OFFSET $1 LIMIT 1)
+                FOR UPDATE`,
+            [randomInt(AUDIT_CHAINS), ids],
+          )
+        )[0];
+      if (!taken) throw new Error('audit_chain_heads holds no chain: run the migrations');
+      head = { chain: taken.chain, lastHash: taken.lastHash };
+      drawn = taken.drawn;
     }
-    // Re-entrant within the transaction: a second row of the same transaction does not wait.
-    await manager.query('SELECT pg_advisory_xact_lock($1, $2)', [AUDIT_CHAIN_LOCK, chain]);
-    // After the lock, in its own statement, so its snapshot sees the chain's last committed row.
-    const [{ id, last }] = await manager.query<Array<{ id: string; last: string | null }>>(
-      `SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text AS id,
-              (SELECT hash FROM audit_events WHERE chain = $1 ORDER BY id DESC LIMIT 1) AS last`,
-      [chain],
-    );
-    const prevHash = last ?? GENESIS_HASH;
-    const occurredAt = new Date();
-    const content = {
-      id,
-      occurredAt,
-      actor: entry.actor,
-      action: entry.action,
-      subject: entry.subject,
-      details: entry.details ?? {},
-      correlationId: entry.correlationId ?? null,
-    };
-    const hash = auditHash(prevHash, content);
-    // Raw insert: the id is part of the hashed content, so it must be the one we drew.
-    await manager.query(
-      `INSERT INTO audit_events
-         (id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash, chain)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-      [
-        id,
+    const columns: unknown[][] = Array.from({ length: 11 }, () => []);
+    let prevHash = head.lastHash;
+    rows.forEach(({ entry, occurredAt }, index) => {
+      const content = {
+        id: drawn[index],
+        occurredAt,
+        actor: entry.actor,
+        action: entry.action,
+        subject: entry.subject,
+        details: entry.details ?? {},
+        correlationId: entry.correlationId ?? null,
+      };
+      const hash = auditHash(prevHash, content);
+      const values = [
+        content.id,
         occurredAt,
         entry.actor.type,
         entry.actor.id,
@@ -111,24 +144,55 @@ export class AuditService {
         content.correlationId,
         prevHash,
         hash,
-        chain,
-      ],
-    );
-    const event = manager.create(AuditEvent, {
-      id,
-      occurredAt,
-      actorType: entry.actor.type,
-      actorId: entry.actor.id,
-      action: entry.action,
-      subjectType: entry.subject.type,
-      subjectId: entry.subject.id,
-      details: content.details,
-      correlationId: content.correlationId,
-      prevHash,
-      hash,
-      chain,
+      ];
+      values.forEach((value, column) => columns[column].push(value));
+      prevHash = hash;
     });
-    return event;
+    // Raw insert: each id is part of its hashed content, so it must be the one drawn.
+    await runner.query(
+      `WITH appended AS (
+         INSERT INTO audit_events
+           (id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash, chain)
+         SELECT id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details::jsonb, correlation_id,
+                prev_hash, hash, $12
+           FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::text[], $9::text[], $10::text[], $11::text[])
+             AS r(id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash)
+         RETURNING 1)
+       UPDATE audit_chain_heads SET last_id = $13, last_hash = $14 WHERE chain = $12`,
+      [...columns, head.chain, drawn[drawn.length - 1], prevHash],
+    );
+    state.chain = { chain: head.chain, lastHash: prevHash };
+  }
+
+  afterTransactionRollback(event: TransactionRollbackEvent): void {
+    transactions.delete(event.queryRunner);
+  }
+}
+
+@Injectable()
+export class AuditService {
+  constructor(private readonly dataSource: DataSource) {
+    if (!flushing.has(dataSource)) {
+      flushing.add(dataSource);
+      dataSource.subscribers.push(new AuditFlushSubscriber());
+    }
+  }
+
+  /**
+   * Records one row in the caller's transaction, so it commits (or not) with the state change
+   * it describes. The row is written with the transaction's others just before the commit, all
+   * on one chain, in the order they were recorded. Outside a transaction, one of its own.
+   */
+  async append(manager: EntityManager, entry: AuditEntry): Promise<void> {
+    const runner = manager.queryRunner;
+    if (!runner?.isTransactionActive) return this.dataSource.transaction((inner) => this.append(inner, entry));
+    let state = transactions.get(runner);
+    if (!state) {
+      state = { pending: [] };
+      transactions.set(runner, state);
+    }
+    state.pending.push({ entry, occurredAt: new Date() });
   }
 
   /** Runs `work`; if it is refused with AccessDenied, records the attempt before passing the refusal on. */
@@ -171,32 +235,42 @@ export class AuditService {
 
   /** Recomputes every chain in id order and reports the first row that does not match. */
   async verify(): Promise<AuditVerification> {
-    const chains = await this.dataSource.query<Array<{ chain: number }>>(
-      'SELECT DISTINCT chain FROM audit_events ORDER BY chain',
-    );
-    let checked = 0;
-    const heads = createHash('sha256');
-    for (const { chain } of chains) {
-      const result = await this.verifyChain(chain);
-      checked += result.checked;
-      if (result.firstBroken) {
-        return {
-          ok: false,
-          checked,
-          firstBroken: result.firstBroken,
-          chains: chains.length,
-          lastHash: result.lastHash,
-        };
+    // One snapshot for every chain and head: rows and their head move together at commit.
+    return this.dataSource.transaction('REPEATABLE READ', async (manager) => {
+      const heads = new Map(
+        (
+          await manager.query<Array<{ chain: number; lastId: string | null; lastHash: string }>>(
+            'SELECT chain, last_id::text AS "lastId", last_hash AS "lastHash" FROM audit_chain_heads',
+          )
+        ).map((head) => [head.chain, head]),
+      );
+      const chains = await manager.query<Array<{ chain: number }>>(
+        'SELECT DISTINCT chain FROM audit_events ORDER BY chain',
+      );
+      let checked = 0;
+      const digest = createHash('sha256');
+      for (const { chain } of chains) {
+        const result = await this.verifyChain(manager, chain);
+        checked += result.checked;
+        const head = heads.get(chain);
+        // Rows cut off (or rewritten) at the end of a chain leave a well-linked chain behind; its head tells.
+        const firstBroken =
+          result.firstBroken ??
+          (head && head.lastHash !== result.lastHash
+            ? { id: head.lastId ?? result.lastId ?? '0', reason: 'head-mismatch' as const }
+            : undefined);
+        if (firstBroken) return { ok: false, checked, firstBroken, chains: chains.length, lastHash: result.lastHash };
+        digest.update(result.lastHash);
       }
-      heads.update(result.lastHash);
-    }
-    return { ok: true, checked, chains: chains.length, lastHash: heads.digest('hex') };
+      return { ok: true, checked, chains: chains.length, lastHash: digest.digest('hex') };
+    });
   }
 
   private async verifyChain(
+    manager: EntityManager,
     chain: number,
-  ): Promise<{ checked: number; lastHash: string; firstBroken?: AuditVerification['firstBroken'] }> {
-    const repository = this.dataSource.getRepository(AuditEvent);
+  ): Promise<{ checked: number; lastHash: string; lastId?: string; firstBroken?: AuditVerification['firstBroken'] }> {
+    const repository = manager.getRepository(AuditEvent);
     let prevHash = GENESIS_HASH;
     let checked = 0;
     let after = '0';
@@ -226,8 +300,8 @@ export class AuditService {
         prevHash = row.hash;
         checked += 1;
       }
-      if (rows.length < VERIFY_BATCH) return { checked, lastHash: prevHash };
-      after = rows[rows.length - 1].id;
+      if (rows.length > 0) after = rows[rows.length - 1].id;
+      if (rows.length < VERIFY_BATCH) return { checked, lastHash: prevHash, lastId: after };
     }
   }
 }

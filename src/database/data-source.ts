@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { AccessProfile } from '../access-profiles/access-profile.entity.js';
+import { AuditChainHead } from '../audit/audit-chain-head.entity.js';
 import { AuditEvent } from '../audit/audit-event.entity.js';
 import { IdempotencyRecord } from '../common/idempotency/idempotency-record.entity.js';
 import { DigitalKey } from '../keys/digital-key.entity.js';
@@ -20,6 +21,7 @@ export const ENTITIES = [
   Delivery,
   IdempotencyRecord,
   AuditEvent,
+  AuditChainHead,
   PairingSession,
   PartnerNotification,
 ];

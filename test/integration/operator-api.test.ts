@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_VIN, adminRequest, newVehicleKeyPair, startTestSystem, type TestSystem } from '../support/harness.js';
 import { generateEcKeyPair, x509 } from '../../src/pki/certificate-issuer.js';
@@ -290,31 +291,97 @@ describe('operator API (admin listener)', () => {
       const db = system.server.dataSource;
       const before = (await adminRequest<{ checked: number }>(system, 'GET', '/v1/audit/verify', { token: auditor }))
         .body.checked;
-      // 64 transactions at once, each with two rows that must stay together in one chain.
-      const chains = await Promise.all(
+      const run = randomUUID().slice(0, 8);
+      // 64 transactions at once, each with two rows that must stay together in one chain; each
+      // waits a moment between its rows, so the transactions overlap.
+      await Promise.all(
         Array.from({ length: 64 }, (_, i) =>
           db.transaction(async (manager) => {
-            const first = await audit.append(manager, {
+            await audit.append(manager, {
               actor: { type: 'system', id: 'test' },
               action: 'test.parallel',
-              subject: { type: 'test', id: String(i) },
+              subject: { type: 'test', id: `${run}-${i}` },
             });
-            const second = await audit.append(manager, {
+            await manager.query('SELECT pg_sleep(0.01)');
+            await audit.append(manager, {
               actor: { type: 'system', id: 'test' },
               action: 'test.parallel-second',
-              subject: { type: 'test', id: String(i) },
+              subject: { type: 'test', id: `${run}-${i}` },
             });
-            expect(second.chain).toBe(first.chain);
-            expect(second.prevHash).toBe(first.hash);
-            return first.chain;
           }),
         ),
       );
-      expect(new Set(chains).size).toBeGreaterThan(1);
+      // A rolled-back transaction leaves no row and holds no chain.
+      await expect(
+        db.transaction(async (manager) => {
+          await audit.append(manager, {
+            actor: { type: 'system', id: 'test' },
+            action: 'test.rolled-back',
+            subject: { type: 'test', id: run },
+          });
+          throw new Error('roll back');
+        }),
+      ).rejects.toThrow('roll back');
+      const rows = await db.query<
+        Array<{ id: string; subject: string; action: string; chain: number; prevHash: string; hash: string }>
+      >(
+        `SELECT id::text, subject_id AS subject, action, chain, prev_hash AS "prevHash", hash FROM audit_events
+          WHERE subject_type = 'test' AND subject_id LIKE $1 ORDER BY audit_events.id`,
+        [`${run}%`],
+      );
+      expect(rows).toHaveLength(128);
+      const chains = new Set<number>();
+      for (let i = 0; i < 64; i++) {
+        const [first, second] = rows.filter((row) => row.subject === `${run}-${i}`);
+        expect([first.action, second.action]).toEqual(['test.parallel', 'test.parallel-second']);
+        expect(second.chain).toBe(first.chain);
+        expect(second.prevHash).toBe(first.hash);
+        chains.add(first.chain);
+      }
+      expect(chains.size).toBeGreaterThan(1);
       const verified = await adminRequest<{ ok: boolean; checked: number }>(system, 'GET', '/v1/audit/verify', {
         token: auditor,
       });
       expect(verified.body).toMatchObject({ ok: true, checked: before + 128 });
+    });
+
+    it('tells a chain whose last rows were cut off by its head', async () => {
+      const auditor = await system.operatorToken(['audit:read']);
+      const audit = system.server.admin.get(AuditService);
+      const db = system.server.dataSource;
+      await db.transaction((manager) =>
+        audit.append(manager, {
+          actor: { type: 'system', id: 'test' },
+          action: 'test.tail',
+          subject: { type: 'test', id: 'tail' },
+        }),
+      );
+      const [tail] = await db.query<Array<Record<string, unknown> & { id: string }>>(
+        `SELECT * FROM audit_events WHERE action = 'test.tail' ORDER BY id DESC LIMIT 1`,
+      );
+      // Someone with the owner's rights deletes the newest row of a chain: every link left still holds.
+      await db.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+      await db.query('DELETE FROM audit_events WHERE id = $1', [tail.id]);
+      await db.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+      const broken = await adminRequest<{ ok: boolean; firstBroken: { id: string; reason: string } }>(
+        system,
+        'GET',
+        '/v1/audit/verify',
+        { token: auditor },
+      );
+      expect(broken.body.ok).toBe(false);
+      expect(broken.body.firstBroken).toEqual({ id: tail.id, reason: 'head-mismatch' });
+      // Put it back, so later tests start from an intact log.
+      const columns = Object.keys(tail);
+      await db.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+      await db.query(
+        `INSERT INTO audit_events (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
+        columns.map((column) => (column === 'details' ? JSON.stringify(tail[column]) : tail[column])),
+      );
+      await db.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+      expect((await adminRequest<{ ok: boolean }>(system, 'GET', '/v1/audit/verify', { token: auditor })).body.ok).toBe(
+        true,
+      );
     });
   });
 });

@@ -59,14 +59,20 @@ export class AuditListResponse {
 
 export class AuditBrokenRowDto {
   @ApiProperty() id!: string;
-  @ApiProperty({ enum: ['hash-mismatch', 'broken-link'] }) reason!: string;
+  @ApiProperty({
+    enum: ['hash-mismatch', 'broken-link', 'head-mismatch'],
+    description: '`head-mismatch`: the chain does not end at its recorded head (rows cut off or rewritten at its end).',
+  })
+  reason!: string;
 }
 
 export class AuditVerificationResponse {
   @ApiProperty() ok!: boolean;
   @ApiProperty({ description: 'Rows verified before the first broken one (or all).' }) checked!: number;
   @ApiPropertyOptional({ type: AuditBrokenRowDto }) firstBroken?: AuditBrokenRowDto;
-  @ApiProperty({ description: 'How many parallel chains hold rows (one per transaction, chosen at random).' })
+  @ApiProperty({
+    description: 'How many parallel chains hold rows (each transaction extends one that no other holds).',
+  })
   chains!: number;
   @ApiProperty({
     description:
