@@ -1,9 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity.js';
-import { writeOutboxRow } from '../telematics/command-outbox.service.js';
-import { PartnerNotification, type PartnerNotificationType } from './partner-notification.entity.js';
+import { outboxRowSql, WAKE_RELAY_SQL } from '../telematics/command-outbox.service.js';
+import type { PartnerNotificationType } from './partner-notification.entity.js';
 
 export interface NotificationRequest {
   partner: string;
@@ -19,34 +18,35 @@ export interface NotificationRequest {
 
 /**
  * Records a notification for the Device OEM partner that owns a key, inside the transaction of
- * the state change it reports, with its outbox row; the worker delivers it.
+ * the state change it reports, with its outbox row, in one statement; the worker delivers it.
  */
 @Injectable()
 export class PartnerNotificationsService {
-  async enqueue(manager: EntityManager, request: NotificationRequest): Promise<PartnerNotification> {
-    const notification: PartnerNotification = manager.create(PartnerNotification, {
-      id: randomUUID(),
-      partner: request.partner,
-      keyIdentifier: request.keyIdentifier,
-      keyVersion: request.keyVersion,
-      type: request.type,
-      payload: {
-        vehicleId: request.vehicleIdentifier,
-        state: request.state,
-        ...(request.revocationRelay ? { revocationRelay: request.revocationRelay } : {}),
-      },
-      status: 'pending',
-      attempts: 0,
-      nextAttemptAt: new Date(),
-      correlationId: request.correlationId ?? null,
-    });
-    // jsonb columns are typed loosely by TypeORM; the row is complete.
-    await manager.insert(PartnerNotification, notification as unknown as QueryDeepPartialEntity<PartnerNotification>);
-    await writeOutboxRow(manager, {
-      topic: 'partner-notification',
-      deliveryId: notification.id,
-      correlationId: request.correlationId ?? null,
-    });
-    return notification;
+  async enqueue(manager: EntityManager, request: NotificationRequest): Promise<string> {
+    const id = randomUUID();
+    const payload = {
+      vehicleId: request.vehicleIdentifier,
+      state: request.state,
+      ...(request.revocationRelay ? { revocationRelay: request.revocationRelay } : {}),
+    };
+    await manager.query(
+      `WITH notification AS (
+         INSERT INTO partner_notifications
+           (id, partner, key_identifier, key_version, type, payload, status, attempts, next_attempt_at, correlation_id)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'pending', 0, now(), $7)
+      RETURNING id),
+       published AS (${outboxRowSql('partner-notification', 'id', '$7')} FROM notification)
+       SELECT ${WAKE_RELAY_SQL} FROM notification`,
+      [
+        id,
+        request.partner,
+        request.keyIdentifier,
+        request.keyVersion,
+        request.type,
+        JSON.stringify(payload),
+        request.correlationId ?? null,
+      ],
+    );
+    return id;
   }
 }

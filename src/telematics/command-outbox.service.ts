@@ -1,37 +1,21 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { Delivery, type CommandFields } from './delivery.entity.js';
-import { OutboxMessage } from './outbox-message.entity.js';
+import type { OutboxTopic } from './outbox-message.entity.js';
 import type { TelematicsCommandName } from '../protocol/telematics-messages.js';
 
 /** PostgreSQL channel the relay listens on, so it wakes at commit instead of at its next poll. */
 export const OUTBOX_CHANNEL = 'dks_outbox';
 
-/** Transactions (by their query runner) that have already asked to wake the relay. */
-const relayWoken = new WeakSet<object>();
-
 /**
- * Writes the outbox row that publishes a delivery or notification, in the caller's transaction,
- * and wakes the relay when that transaction commits. One plain INSERT (nothing is read back).
- * Once per transaction is enough for the wake-up: PostgreSQL delivers one notification per
- * channel and payload at commit however often it was sent.
+ * The tail of a statement that writes a row to be published: its outbox row (`$n` placeholders
+ * name topic, delivery id and correlation id) and the wake-up of the relay at commit. PostgreSQL
+ * delivers one notification per channel and payload per transaction however often it is sent.
  */
-export async function writeOutboxRow(
-  manager: EntityManager,
-  row: Pick<OutboxMessage, 'topic' | 'deliveryId' | 'correlationId'>,
-): Promise<void> {
-  await manager.query('INSERT INTO outbox (topic, delivery_id, correlation_id) VALUES ($1, $2, $3)', [
-    row.topic,
-    row.deliveryId,
-    row.correlationId,
-  ]);
-  const runner = manager.queryRunner;
-  if (runner?.isTransactionActive) {
-    if (relayWoken.has(runner)) return;
-    relayWoken.add(runner);
-  }
-  await manager.query('SELECT pg_notify($1, $2)', [OUTBOX_CHANNEL, '']);
+export function outboxRowSql(topic: OutboxTopic, deliveryId: string, correlationId: string): string {
+  return `INSERT INTO outbox (topic, delivery_id, correlation_id) SELECT '${topic}', ${deliveryId}, ${correlationId}`;
 }
+export const WAKE_RELAY_SQL = `pg_notify('${OUTBOX_CHANNEL}', '')`;
 
 export interface VehicleCommandRequest {
   vehicleId: string;
@@ -49,36 +33,53 @@ export interface VehicleCommandRequest {
  */
 @Injectable()
 export class CommandOutboxService {
+  /**
+   * One statement: the vehicle's next seq (the row update locks the vehicle, so seqs are gap-free
+   * and commit in order), the delivery, its outbox row and the relay's wake-up.
+   */
   async enqueue(manager: EntityManager, request: VehicleCommandRequest): Promise<Delivery> {
-    const rows = await manager.query<[Array<{ seq: string; keyListVersion: string }>, number]>(
-      `UPDATE vehicles
-          SET last_seq = last_seq + 1,
-              key_list_version = key_list_version + $2,
-              updated_at = now()
-        WHERE id = $1
-    RETURNING last_seq::text AS seq, key_list_version::text AS "keyListVersion"`,
-      [request.vehicleId, request.changesKeyList ? 1 : 0],
+    const [queued] = await manager.query<
+      Array<{ id: string; seq: string; keyListVersion: string; createdAt: Date; vehicleId: string }>
+    >(
+      `WITH vehicle AS (
+         UPDATE vehicles
+            SET last_seq = last_seq + 1, key_list_version = key_list_version + $2, updated_at = now()
+          WHERE id = $1
+      RETURNING id, last_seq, key_list_version),
+       delivery AS (
+         INSERT INTO deliveries (vehicle_id, seq, command, fields, key_list_version, status, attempts, next_attempt_at, correlation_id)
+         SELECT id, last_seq, $3, $4::jsonb, key_list_version, 'pending', 0, now(), $5 FROM vehicle
+      RETURNING id, vehicle_id, seq, key_list_version, created_at),
+       published AS (${outboxRowSql('vehicle-command', 'id', '$5')} FROM delivery)
+       SELECT id, vehicle_id AS "vehicleId", seq::text AS seq, key_list_version::text AS "keyListVersion",
+              created_at AS "createdAt", ${WAKE_RELAY_SQL} FROM delivery`,
+      [
+        request.vehicleId,
+        request.changesKeyList ? 1 : 0,
+        request.command,
+        JSON.stringify(request.fields ?? {}),
+        request.correlationId ?? null,
+      ],
     );
-    const [updated] = rows[0];
-    if (!updated) throw new Error(`vehicle ${request.vehicleId} vanished inside its transaction`);
-    const delivery = manager.create(Delivery, {
-      vehicleId: request.vehicleId,
-      seq: Number(updated.seq),
+    if (!queued) throw new Error(`vehicle ${request.vehicleId} vanished inside its transaction`);
+    return manager.create(Delivery, {
+      id: queued.id,
+      vehicleId: queued.vehicleId,
+      seq: Number(queued.seq),
       command: request.command,
       fields: request.fields ?? {},
-      keyListVersion: Number(updated.keyListVersion),
+      keyListVersion: Number(queued.keyListVersion),
       status: 'pending',
       attempts: 0,
-      nextAttemptAt: new Date(),
+      nextAttemptAt: queued.createdAt,
+      lastError: null,
+      sweeps: 0,
+      sentAt: null,
+      ackedAt: null,
+      ackKeyListDigest: null,
       correlationId: request.correlationId ?? null,
+      createdAt: queued.createdAt,
+      updatedAt: queued.createdAt,
     });
-    // insert, not save: a new row needs no persistence diff; the generated id is merged back in.
-    await manager.insert(Delivery, delivery);
-    await writeOutboxRow(manager, {
-      topic: 'vehicle-command',
-      deliveryId: delivery.id,
-      correlationId: request.correlationId ?? null,
-    });
-    return delivery;
   }
 }
