@@ -49,6 +49,9 @@ export function toKeyView(key: DigitalKey, vehicle: Pick<Vehicle, 'vehicleIdenti
   };
 }
 
+/** What a key change needs of its vehicle, whose row the transaction has locked. */
+export type LockedVehicle = Pick<Vehicle, 'id' | 'vin' | 'vehicleIdentifier'>;
+
 export interface LifecycleScope {
   /** A partner acts only on keys it registered; others are reported absent. */
   partner?: string;
@@ -112,7 +115,7 @@ export class KeyLifecycleService {
    */
   private checkTerminationProof(
     key: DigitalKey,
-    vehicle: Vehicle,
+    vehicle: LockedVehicle,
     evidence: string,
     context: RequestContext,
   ): Record<string, unknown> {
@@ -322,15 +325,23 @@ export class KeyLifecycleService {
     scope: LifecycleScope,
     request?: { operation: string; context: RequestContext },
   ) {
-    const found = await manager.findOne(DigitalKey, {
-      where: { keyIdentifier },
-      select: { id: true, vehicleId: true, partner: true },
-    });
     const absent = `key ${keyIdentifier} does not exist`;
-    if (!found) throw new ProblemException('not-found', absent);
+    // Lock order everywhere: the vehicle row first, then its keys. The vehicle is found through
+    // the key in the same statement; a key's vehicle never changes.
+    const [vehicle] = await manager.query<LockedVehicle[]>(
+      `SELECT id, vin, vehicle_identifier AS "vehicleIdentifier" FROM vehicles
+        WHERE id = (SELECT vehicle_id FROM digital_keys WHERE key_identifier = $1)
+          FOR UPDATE`,
+      [keyIdentifier],
+    );
+    if (!vehicle) throw new ProblemException('not-found', absent);
+    const key = await manager.findOneOrFail(DigitalKey, {
+      where: { keyIdentifier },
+      lock: { mode: 'pessimistic_write' },
+    });
     if (
-      (scope.partner !== undefined && found.partner !== scope.partner) ||
-      (scope.vehicleId !== undefined && found.vehicleId !== scope.vehicleId)
+      (scope.partner !== undefined && key.partner !== scope.partner) ||
+      (scope.vehicleId !== undefined && key.vehicleId !== scope.vehicleId)
     ) {
       // Another tenant's key reads as absent (no existence oracle), and the attempt is audited.
       if (!request) throw new ProblemException('not-found', absent);
@@ -346,27 +357,18 @@ export class KeyLifecycleService {
         request.context.correlationId,
       );
     }
-    // Lock order everywhere: the vehicle row first, then its keys.
-    const vehicle = await manager.findOneOrFail(Vehicle, {
-      where: { id: found.vehicleId },
-      lock: { mode: 'pessimistic_write' },
-    });
-    const key = await manager.findOneOrFail(DigitalKey, {
-      where: { id: found.id },
-      lock: { mode: 'pessimistic_write' },
-    });
     return { key, vehicle };
   }
 
   /** Terminates a key inside the caller's transaction (the vehicle row must already be locked). */
-  terminateWithin(manager: EntityManager, key: DigitalKey, vehicle: Vehicle, context: RequestContext, reason: string) {
+  terminateWithin(manager: EntityManager, key: DigitalKey, vehicle: LockedVehicle, context: RequestContext, reason: string) {
     return this.change(manager, key, vehicle, 'terminate', context, reason);
   }
 
   private async change(
     manager: EntityManager,
     key: DigitalKey,
-    vehicle: Vehicle,
+    vehicle: LockedVehicle,
     operation: KeyOperation,
     context: RequestContext,
     reason?: string,

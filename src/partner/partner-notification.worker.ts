@@ -5,13 +5,13 @@ import type { Redis } from 'ioredis';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import { CompactSign } from 'jose';
-import { DataSource, In, LessThanOrEqual } from 'typeorm';
+import { DataSource } from 'typeorm';
 import type { AppConfig } from '../config/config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import { NOTIFICATION_JWS_TYPE, type PartnerNotificationMessage } from '../protocol/telematics-messages.js';
 import { JOB_NAMES, deliveryBackoffMs, type DeliveryJobData } from '../telematics/delivery-policy.js';
 import { WORKER_REDIS } from '../telematics/telematics.tokens.js';
-import { PartnerNotification } from './partner-notification.entity.js';
+import type { PartnerNotification } from './partner-notification.entity.js';
 
 const CONCURRENCY = 16;
 
@@ -62,18 +62,22 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
 
   async process(job: Job<DeliveryJobData, void, string>, token?: string): Promise<void> {
     if (job.name !== JOB_NAMES.deliverPartnerNotification) throw new Error(`no handler for job ${job.name}`);
-    const repository = this.dataSource.getRepository(PartnerNotification);
-    const target = await repository.findOneBy({ id: job.data.deliveryId });
-    if (!target || target.status !== 'pending') return;
-    const open = await repository.find({
-      where: {
-        keyIdentifier: target.keyIdentifier,
-        keyVersion: LessThanOrEqual(target.keyVersion),
-        // Claimed ones too: a later notification must not overtake one another worker is sending.
-        status: In(['pending', 'sending']),
-      },
-      order: { keyVersion: 'ASC' },
-    });
+    // The open notifications of the job's key up to its version, oldest first; none when the
+    // job's own notification is no longer pending. Claimed ones too: a later notification must
+    // not overtake one another worker is sending.
+    const open = await this.dataSource.query<PartnerNotification[]>(
+      `SELECT n.id, n.partner, n.key_identifier AS "keyIdentifier", n.key_version AS "keyVersion", n.type, n.payload,
+              n.status, n.attempts, n.next_attempt_at AS "nextAttemptAt", n.last_error AS "lastError",
+              n.correlation_id AS "correlationId", n.created_at AS "createdAt"
+         FROM partner_notifications target
+         JOIN partner_notifications n
+           ON n.key_identifier = target.key_identifier AND n.key_version <= target.key_version
+          AND n.status IN ('pending', 'sending')
+        WHERE target.id = $1 AND target.status = 'pending'
+        ORDER BY n.key_version`,
+      [job.data.deliveryId],
+    );
+    if (open.length === 0) return;
     // The partner failed recently: one job per backoff period calls it, the others wait for that.
     if (token && inBackoff(open[0])) await deferJob(job, token, open[0].nextAttemptAt);
     for (const notification of open) {

@@ -2,7 +2,7 @@ import { Injectable, Optional } from '@nestjs/common';
 import { AppMetrics } from '../metrics/metrics.js';
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { compactVerify } from 'jose';
-import { DataSource, In, LessThanOrEqual, type EntityManager } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { AccessDenied, AuditService } from '../audit/audit.service.js';
 import type { PartnerNotificationType } from '../partner/partner-notification.entity.js';
 import { PartnerNotificationsService } from '../partner/partner-notifications.service.js';
@@ -28,6 +28,22 @@ export type SettlementSource = { seq: number } | { via: 'revocation-relay'; occu
 
 const MAX_CACHED_KEYS = 10_000;
 
+/** What recording an ack needs of the car. */
+export type AckingVehicle = Pick<Vehicle, 'id' | 'vin' | 'vehicleIdentifier' | 'publicKeyPem'>;
+
+/** The columns of a delivery as the worker reads them, mapped by `deliveryFromRow`. */
+const DELIVERY_COLUMNS = `id, vehicle_id AS "vehicleId", seq::text AS seq, command, fields,
+  key_list_version::text AS "keyListVersion", status, attempts, next_attempt_at AS "nextAttemptAt",
+  last_error AS "lastError", sweeps, sent_at AS "sentAt", acked_at AS "ackedAt",
+  ack_key_list_digest AS "ackKeyListDigest", correlation_id AS "correlationId", created_at AS "createdAt",
+  updated_at AS "updatedAt"`;
+
+type DeliveryRow = Omit<Delivery, 'seq' | 'keyListVersion'> & { seq: string; keyListVersion: string };
+
+function deliveryFromRow(row: DeliveryRow): Delivery {
+  return Object.assign(new Delivery(), row, { seq: Number(row.seq), keyListVersion: Number(row.keyListVersion) });
+}
+
 const SETTLED_NOTIFICATION: Record<'active' | 'terminated', PartnerNotificationType> = {
   active: 'KEY_ACTIVATED',
   terminated: 'KEY_TERMINATED',
@@ -50,7 +66,7 @@ export class DeliveryLedgerService {
     @Optional() private readonly metrics?: AppMetrics,
   ) {}
 
-  private vehicleKey(vehicle: Vehicle): KeyObject {
+  private vehicleKey(vehicle: AckingVehicle): KeyObject {
     let key = this.vehicleKeys.get(vehicle.id);
     if (!key) {
       if (this.vehicleKeys.size >= MAX_CACHED_KEYS) this.vehicleKeys.clear();
@@ -65,12 +81,12 @@ export class DeliveryLedgerService {
    * hold, 403 (audited) when it is about another vehicle. From the vehicle API (`duplicates:
    * 'refuse'`), an ack for a command already acknowledged is a replay: 409, nothing changes.
    */
-  recordAck(vehicle: Vehicle, ackJws: string, options: { duplicates: 'accept' | 'refuse' }): Promise<Delivery> {
+  recordAck(vehicle: AckingVehicle, ackJws: string, options: { duplicates: 'accept' | 'refuse' }): Promise<Delivery> {
     return this.audit.auditingDenials(() => this.recordVerifiedAck(vehicle, ackJws, options.duplicates));
   }
 
   private async recordVerifiedAck(
-    vehicle: Vehicle,
+    vehicle: AckingVehicle,
     ackJws: string,
     duplicates: 'accept' | 'refuse',
   ): Promise<Delivery> {
@@ -98,51 +114,53 @@ export class DeliveryLedgerService {
     if (payload.vehicleId !== vehicle.vehicleIdentifier) throw otherVehicle(payload.vehicleId);
     const ack = payload;
     return this.dataSource.transaction(async (manager) => {
-      // Lock order everywhere: vehicle row first, then its keys, sessions and deliveries, then the audit chain.
-      const [updated] = await manager.query<[Array<{ lastSeq: string }>, number]>(
+      // Lock order everywhere: vehicle row first, then its keys, sessions and deliveries.
+      const [updated] = await manager.query<[Array<{ lastSeq: string; flagged: boolean }>, number]>(
         `UPDATE vehicles
             SET acked_seq = GREATEST(acked_seq, $2),
                 acked_key_list_version = GREATEST(acked_key_list_version, $3),
                 acked_key_list_digest = CASE WHEN $2 >= acked_seq THEN $4 ELSE acked_key_list_digest END,
                 last_seen_at = now()
           WHERE id = $1
-      RETURNING last_seq::text AS "lastSeq"`,
+      RETURNING last_seq::text AS "lastSeq", key_list_mismatch_since IS NOT NULL AS flagged`,
         [vehicle.id, ack.seq, ack.keyListVersion, ack.keyListDigest],
       );
-      const delivery = await manager.findOne(Delivery, {
-        where: { vehicleId: vehicle.id, seq: ack.seq },
-        lock: { mode: 'pessimistic_write' },
-      });
-      if (!delivery) throw new ProblemException('not-found', `no command with seq ${ack.seq} was sent to this vehicle`);
-      if (delivery.status === 'acked' && duplicates === 'refuse') {
-        throw new ProblemException('conflict', `the command with seq ${ack.seq} is already acknowledged`);
+      // One UPDATE of the delivery, which also tells a first ack from a repeated one.
+      const ackedAt = new Date();
+      const [rows] = await manager.query<[DeliveryRow[], number]>(
+        `UPDATE deliveries SET status = 'acked', acked_at = $3, ack_key_list_digest = $4, last_error = NULL,
+                updated_at = now()
+          WHERE vehicle_id = $1 AND seq = $2 AND status <> 'acked'
+      RETURNING ${DELIVERY_COLUMNS}`,
+        [vehicle.id, ack.seq, ackedAt, ack.keyListDigest],
+      );
+      if (!rows[0]) {
+        const [existing] = await manager.query<DeliveryRow[]>(
+          `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE vehicle_id = $1 AND seq = $2`,
+          [vehicle.id, ack.seq],
+        );
+        if (!existing) throw new ProblemException('not-found', `no command with seq ${ack.seq} was sent to this vehicle`);
+        if (duplicates === 'refuse') {
+          throw new ProblemException('conflict', `the command with seq ${ack.seq} is already acknowledged`);
+        }
+        return deliveryFromRow(existing);
       }
-      if (delivery.status !== 'acked') {
-        delivery.status = 'acked';
-        delivery.ackedAt = new Date();
-        delivery.ackKeyListDigest = ack.keyListDigest;
-        delivery.lastError = null;
-        // One UPDATE of the locked row (save() would read it again first).
-        await manager.query(
-          `UPDATE deliveries SET status = 'acked', acked_at = $2, ack_key_list_digest = $3, last_error = NULL,
-                  updated_at = now()
-            WHERE id = $1`,
-          [delivery.id, delivery.ackedAt, ack.keyListDigest],
-        );
-        await this.applyAckEffects(manager, vehicle, delivery);
-        this.metrics?.commandAckLatency.observe(
-          { command: delivery.command },
-          (delivery.ackedAt.getTime() - delivery.createdAt.getTime()) / 1000,
-        );
-        // The car has applied every command sent so far: its key list must match the server's.
-        if (ack.seq === Number(updated[0]?.lastSeq)) await this.reconcile(manager, vehicle, ack, delivery);
+      const delivery = deliveryFromRow(rows[0]);
+      await this.applyAckEffects(manager, vehicle, delivery);
+      this.metrics?.commandAckLatency.observe(
+        { command: delivery.command },
+        (ackedAt.getTime() - delivery.createdAt.getTime()) / 1000,
+      );
+      // The car has applied every command sent so far: its key list must match the server's.
+      if (ack.seq === Number(updated[0]?.lastSeq)) {
+        await this.reconcile(manager, vehicle, ack, delivery, updated[0]?.flagged ?? true);
       }
       return delivery;
     });
   }
 
   /** What the car's acknowledgement settles on the server side. */
-  private async applyAckEffects(manager: EntityManager, vehicle: Vehicle, delivery: Delivery): Promise<void> {
+  private async applyAckEffects(manager: EntityManager, vehicle: AckingVehicle, delivery: Delivery): Promise<void> {
     switch (delivery.command) {
       case 'PAIRING_VERIFIER':
         // The car holds the verifier now: the server keeps nothing of it (PROTOCOL.md §3.1 step 4).
@@ -241,9 +259,10 @@ export class DeliveryLedgerService {
    */
   private async reconcile(
     manager: EntityManager,
-    vehicle: Vehicle,
+    vehicle: AckingVehicle,
     ack: TelematicsAck,
     delivery: Delivery,
+    flagged: boolean,
   ): Promise<void> {
     // The common case is a match: compare on ids and states only, fetch what a SYNC needs on a mismatch.
     const live = await manager.query<Array<{ keyId: string; state: string }>>(
@@ -253,6 +272,7 @@ export class DeliveryLedgerService {
     );
     const expected = keyListDigest(live);
     if (expected === ack.keyListDigest) {
+      if (!flagged) return;
       await manager.query(
         `UPDATE vehicles SET key_list_mismatch_since = NULL WHERE id = $1 AND key_list_mismatch_since IS NOT NULL`,
         [vehicle.id],
@@ -306,11 +326,14 @@ export class DeliveryLedgerService {
   }
 
   /** Open deliveries of a vehicle up to and including `seq`, oldest first: what must reach the car in order. */
-  openUpTo(vehicleId: string, seq: number): Promise<Delivery[]> {
-    return this.dataSource.getRepository(Delivery).find({
-      where: { vehicleId, seq: LessThanOrEqual(seq), status: In(['pending', 'sent']) },
-      order: { seq: 'ASC' },
-    });
+  async openUpTo(vehicleId: string, seq: number): Promise<Delivery[]> {
+    const rows = await this.dataSource.query<DeliveryRow[]>(
+      `SELECT ${DELIVERY_COLUMNS} FROM deliveries
+        WHERE vehicle_id = $1 AND seq <= $2 AND status IN ('pending', 'sent')
+        ORDER BY seq`,
+      [vehicleId, seq],
+    );
+    return rows.map(deliveryFromRow);
   }
 
   async markSent(delivery: Delivery, ackDueAt: Date): Promise<void> {

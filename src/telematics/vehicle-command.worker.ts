@@ -12,13 +12,16 @@ import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import type { AppConfig } from '../config/config.js';
-import { Vehicle } from '../vehicles/vehicle.entity.js';
+import type { Vehicle } from '../vehicles/vehicle.entity.js';
 import { CommandSigner } from './command-signer.js';
-import { Delivery } from './delivery.entity.js';
-import { DeliveryLedgerService } from './delivery-ledger.service.js';
+import type { Delivery } from './delivery.entity.js';
+import { DeliveryLedgerService, type AckingVehicle } from './delivery-ledger.service.js';
 import { JOB_NAMES, deliveryBackoffMs, type DeliveryJobData } from './delivery-policy.js';
 import { TelematicsClient, VehicleUnreachableError } from './telematics-client.js';
 import { COMMAND_SECRETS, WORKER_REDIS, type CommandSecrets } from './telematics.tokens.js';
+
+/** What sending a command needs of its car. */
+type CommandTarget = AckingVehicle & Pick<Vehicle, 'telematicsUrl'>;
 
 /** How long the server waits for an ack the car promised to post later (202). */
 const ACK_WAIT_MS = 60_000;
@@ -71,11 +74,27 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
 
   async process(job: Job<DeliveryJobData, void, string>, token?: string): Promise<void> {
     if (job.name !== JOB_NAMES.deliverVehicleCommand) throw new Error(`no handler for job ${job.name}`);
-    const target = await this.dataSource.getRepository(Delivery).findOneBy({ id: job.data.deliveryId });
+    // The job's delivery and its car, in one statement.
+    const [target] = await this.dataSource.query<
+      Array<CommandTarget & { seq: string; status: string; correlationId: string | null }>
+    >(
+      `SELECT d.seq::text AS seq, d.status, d.correlation_id AS "correlationId", v.id, v.vin,
+              v.vehicle_identifier AS "vehicleIdentifier", v.telematics_url AS "telematicsUrl",
+              v.public_key_pem AS "publicKeyPem"
+         FROM deliveries d JOIN vehicles v ON v.id = d.vehicle_id
+        WHERE d.id = $1`,
+      [job.data.deliveryId],
+    );
     if (!target || target.status === 'acked' || target.status === 'failed') return;
-    const vehicle = await this.dataSource.getRepository(Vehicle).findOneByOrFail({ id: target.vehicleId });
+    const vehicle: CommandTarget = {
+      id: target.id,
+      vin: target.vin,
+      vehicleIdentifier: target.vehicleIdentifier,
+      telematicsUrl: target.telematicsUrl,
+      publicKeyPem: target.publicKeyPem,
+    };
     await this.inTurn(vehicle.id, async () => {
-      const open = await this.ledger.openUpTo(vehicle.id, target.seq);
+      const open = await this.ledger.openUpTo(vehicle.id, Number(target.seq));
       // The car failed recently: wait for its next attempt; meanwhile its new revocations also
       // ride in the owners' mailboxes (once per key-list version).
       if (token && inBackoff(open[0])) {
@@ -90,7 +109,7 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
   }
 
   /** The revocation relay for a car out of reach (PROTOCOL.md §4.7); a failure is logged, not thrown. */
-  private relay(vehicle: Vehicle, correlationId: string | null): Promise<void> {
+  private relay(vehicle: CommandTarget, correlationId: string | null): Promise<void> {
     return this.ledger
       .relayIfUndelivered(vehicle.id, correlationId)
       .catch((error: unknown) =>
@@ -124,7 +143,7 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
    * `stop`: the car refused it, later commands wait.
    */
   private async deliver(
-    vehicle: Vehicle,
+    vehicle: CommandTarget,
     delivery: Delivery,
     correlationId: string | null,
   ): Promise<'sent' | 'skipped' | 'stop'> {

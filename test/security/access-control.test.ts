@@ -111,7 +111,11 @@ describe('access control between tenants, devices and vehicles (BOLA)', () => {
       expect(res.body.type).toBe('urn:digital-key-server:problem:forbidden');
       expect(await keyState(keyId)).toBe('active');
       const after = await digest();
-      expect({ ...after, audit_events: '' }).toEqual({ ...before, audit_events: '' });
+      expect({ ...after, audit_events: '', audit_chain_heads: '' }).toEqual({
+        ...before,
+        audit_events: '',
+        audit_chain_heads: '',
+      });
       const [row] = await denials(keyId);
       expect(row).toMatchObject({
         actor_type: 'partner',
@@ -159,7 +163,11 @@ describe('access control between tenants, devices and vehicles (BOLA)', () => {
       expect(signed.status).toBe(403);
       expect(signed.headers['content-type']).toContain('application/problem+json');
       const after = await digest();
-      expect({ ...after, audit_events: '' }).toEqual({ ...before, audit_events: '' });
+      expect({ ...after, audit_events: '', audit_chain_heads: '' }).toEqual({
+        ...before,
+        audit_events: '',
+        audit_chain_heads: '',
+      });
       const rows = await denials(victim.vehicleIdentifier);
       expect(rows).toHaveLength(2);
       for (const row of rows) {
