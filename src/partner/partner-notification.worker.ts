@@ -4,7 +4,6 @@ import { createDeliveryWorker, deferJob, inBackoff, type DeliveryWorker } from '
 import type { Redis } from 'ioredis';
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { Agent, request } from 'node:https';
-import { CompactSign } from 'jose';
 import { DataSource } from 'typeorm';
 import type { AppConfig } from '../config/config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
@@ -12,6 +11,7 @@ import { NOTIFICATION_JWS_TYPE, type PartnerNotificationMessage } from '../proto
 import { JOB_NAMES, deliveryBackoffMs, type DeliveryJobData } from '../telematics/delivery-policy.js';
 import { WORKER_REDIS } from '../telematics/telematics.tokens.js';
 import type { PartnerNotification } from './partner-notification.entity.js';
+import { signCompactJws } from '../protocol/crypto/compact-jws.js';
 
 const CONCURRENCY = 16;
 
@@ -132,9 +132,7 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
         ? { revocationRelay: notification.payload.revocationRelay as PartnerNotificationMessage['revocationRelay'] }
         : {}),
     };
-    const jws = await new CompactSign(Buffer.from(JSON.stringify(message)))
-      .setProtectedHeader({ alg: 'ES256', typ: NOTIFICATION_JWS_TYPE })
-      .sign(this.signingKey);
+    const jws = signCompactJws(JSON.stringify(message), this.signingKey, { typ: NOTIFICATION_JWS_TYPE });
     try {
       const status = await this.post(`${base}/v1/notifications`, { notification: jws });
       if (status >= 200 && status < 300) {

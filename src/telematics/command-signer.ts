@@ -1,7 +1,8 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { CompactSign, calculateJwkThumbprint, exportJWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK } from 'jose';
 import type { Delivery } from './delivery.entity.js';
 import { COMMAND_JWS_TYPE, type TelematicsCommand } from '../protocol/telematics-messages.js';
+import { signCompactJws } from '../protocol/crypto/compact-jws.js';
 
 /** Signs commands to cars with the telematics key the cars pin (PROTOCOL.md §8). */
 export class CommandSigner {
@@ -38,8 +39,6 @@ export class CommandSigner {
   }
 
   async sign(command: TelematicsCommand): Promise<string> {
-    return new CompactSign(Buffer.from(JSON.stringify(command)))
-      .setProtectedHeader({ alg: 'ES256', typ: COMMAND_JWS_TYPE, kid: await this.keyId() })
-      .sign(this.key);
+    return signCompactJws(JSON.stringify(command), this.key, { typ: COMMAND_JWS_TYPE, kid: await this.keyId() });
   }
 }

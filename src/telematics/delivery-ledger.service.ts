@@ -1,7 +1,6 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { AppMetrics } from '../metrics/metrics.js';
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { compactVerify } from 'jose';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AccessDenied, AuditService } from '../audit/audit.service.js';
 import type { PartnerNotificationType } from '../partner/partner-notification.entity.js';
@@ -19,6 +18,7 @@ import {
   type TelematicsAck,
 } from '../protocol/telematics-messages.js';
 import { RevocationRelayService } from '../partner/revocation-relay.service.js';
+import { verifyCompactJws } from '../protocol/crypto/compact-jws.js';
 
 /** Terminated keys a full SYNC names besides the live ones: the most recent (the car's deny-list keeps older ones). */
 const SYNC_TERMINATED_KEYS = 50;
@@ -99,11 +99,11 @@ export class DeliveryLedgerService {
       });
     let payload: unknown;
     try {
-      const verified = await compactVerify(ackJws, this.vehicleKey(vehicle), { algorithms: ['ES256'] });
-      if (verified.protectedHeader.typ !== undefined && verified.protectedHeader.typ !== ACK_JWS_TYPE) {
+      const verified = verifyCompactJws(ackJws, this.vehicleKey(vehicle));
+      if (verified.header.typ !== undefined && verified.header.typ !== ACK_JWS_TYPE) {
         throw new Error('wrong typ');
       }
-      payload = JSON.parse(Buffer.from(verified.payload).toString('utf8'));
+      payload = JSON.parse(verified.payload.toString('utf8'));
     } catch {
       // Another car's genuine ack relayed over this car's connection is a cross-vehicle attempt.
       const claimed = unverifiedVehicleId(ackJws);
@@ -139,7 +139,8 @@ export class DeliveryLedgerService {
           `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE vehicle_id = $1 AND seq = $2`,
           [vehicle.id, ack.seq],
         );
-        if (!existing) throw new ProblemException('not-found', `no command with seq ${ack.seq} was sent to this vehicle`);
+        if (!existing)
+          throw new ProblemException('not-found', `no command with seq ${ack.seq} was sent to this vehicle`);
         if (duplicates === 'refuse') {
           throw new ProblemException('conflict', `the command with seq ${ack.seq} is already acknowledged`);
         }

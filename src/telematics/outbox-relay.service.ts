@@ -48,18 +48,17 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
   /** Publishes one batch; returns how many rows it moved. */
   async relayOnce(): Promise<number> {
     return this.dataSource.transaction(async (manager) => {
-      const rows = await manager.query<
-        Array<{ id: string; topic: OutboxTopic; deliveryId: string; correlationId: string | null }>
+      // Claim and mark in one statement; if Redis refuses the jobs, the rollback unmarks them.
+      const [rows] = await manager.query<
+        [Array<{ id: string; topic: OutboxTopic; deliveryId: string; correlationId: string | null; at: Date }>, number]
       >(
-        `SELECT id, topic, delivery_id AS "deliveryId", correlation_id AS "correlationId"
-           FROM outbox
-          WHERE published_at IS NULL
-          ORDER BY created_at
-          LIMIT $1
-          FOR UPDATE SKIP LOCKED`,
+        `UPDATE outbox SET published_at = now()
+          WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+      RETURNING id, topic, delivery_id AS "deliveryId", correlation_id AS "correlationId", created_at AS at`,
         [BATCH],
       );
       if (rows.length === 0) return 0;
+      rows.sort((a, b) => a.at.getTime() - b.at.getTime());
       for (const topic of Object.keys(OUTBOX_ROUTES) as OutboxTopic[]) {
         const route = OUTBOX_ROUTES[topic];
         const batch = rows.filter((row) => row.topic === topic);
@@ -72,7 +71,6 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
           })),
         );
       }
-      await manager.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
       for (const row of rows) {
         this.logger.debug({
           msg: 'outbox row published',

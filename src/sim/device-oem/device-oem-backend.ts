@@ -3,11 +3,11 @@ import { createServer, request, Agent, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { compactVerify } from 'jose';
 import { NOTIFICATION_JWS_TYPE } from '../../protocol/telematics-messages.js';
 import type { PkiSet } from '../../pki/dev-pki.js';
 import { REVOCATION_RELAY_MAX_KEYS } from '../../protocol/mailbox.js';
 import { InvitationRelay } from './invitation-relay.js';
+import { verifyCompactJws } from '../../protocol/crypto/compact-jws.js';
 
 /** One call the mocked Device OEM backend made or received, for tests and the demo. */
 export interface DeviceOemCall {
@@ -521,7 +521,8 @@ export class DeviceOemBackend {
       } catch {
         return finish(400, { error: 'body must be JSON' }, 'refused: not JSON');
       }
-      this.#accept(body).then(
+      // A refusal thrown by #accept becomes the rejection.
+      new Promise<NotificationDisposition | undefined>((resolve) => resolve(this.#accept(body))).then(
         (disposition) => {
           this.notifications.push(body);
           finish(202, { accepted: true, ...(disposition ? { disposition } : {}) }, disposition ?? 'recorded');
@@ -542,15 +543,15 @@ export class DeviceOemBackend {
    * phone holding the key (or holds it for a phone out of reach). Without a pinned key it only
    * records (`undefined`).
    */
-  async #accept(body: unknown): Promise<NotificationDisposition | undefined> {
+  #accept(body: unknown): NotificationDisposition | undefined {
     if (!this.#ktsKey) return undefined;
     const jws = (body as { notification?: unknown } | null)?.notification;
     if (typeof jws !== 'string') throw new NotificationRefusal('notification must be a compact JWS');
     let payload: unknown;
     try {
-      const verified = await compactVerify(jws, this.#ktsKey, { algorithms: ['ES256'] });
-      if (verified.protectedHeader.typ !== NOTIFICATION_JWS_TYPE) throw new Error('typ');
-      payload = JSON.parse(Buffer.from(verified.payload).toString('utf8'));
+      const verified = verifyCompactJws(jws, this.#ktsKey);
+      if (verified.header.typ !== NOTIFICATION_JWS_TYPE) throw new Error('typ');
+      payload = JSON.parse(verified.payload.toString('utf8'));
     } catch {
       throw new NotificationRefusal('the notification is not signed by the pinned KTS key');
     }

@@ -1,5 +1,4 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { CompactSign, compactVerify } from 'jose';
 import {
   ACK_JWS_TYPE,
   COMMAND_JWS_TYPE,
@@ -7,6 +6,7 @@ import {
   type TelematicsAck,
   type TelematicsCommand,
 } from '../../protocol/telematics-messages.js';
+import { signCompactJws, verifyCompactJws } from '../../protocol/crypto/compact-jws.js';
 
 /** What the car does with a verified, in-order command; returns nothing, throws to refuse. */
 export type CommandHandler = (command: TelematicsCommand) => void;
@@ -55,13 +55,17 @@ export class TelematicsUnit {
     return this.lastAppliedSeq;
   }
 
-  /** Verifies and applies one command; returns the signed ack (compact JWS). */
-  async receive(jws: string): Promise<string> {
+  /** Verifies and applies one command; resolves to the signed ack (compact JWS), rejects with TelematicsRejection. */
+  receive(jws: string): Promise<string> {
+    return new Promise((resolve) => resolve(this.apply(jws)));
+  }
+
+  private apply(jws: string): string {
     let command: unknown;
     try {
-      const verified = await compactVerify(jws, this.serverKey, { algorithms: ['ES256'] });
-      if (verified.protectedHeader.typ !== COMMAND_JWS_TYPE) throw new Error('typ');
-      command = JSON.parse(Buffer.from(verified.payload).toString('utf8'));
+      const verified = verifyCompactJws(jws, this.serverKey);
+      if (verified.header.typ !== COMMAND_JWS_TYPE) throw new Error('typ');
+      command = JSON.parse(verified.payload.toString('utf8'));
     } catch {
       throw new TelematicsRejection('the command is not signed by the pinned telematics key');
     }
@@ -100,15 +104,13 @@ export class TelematicsUnit {
     return this.#options.keyListDigest();
   }
 
-  private ack(seq: number): Promise<string> {
+  private ack(seq: number): string {
     const ack: TelematicsAck = {
       vehicleId: this.#options.vehicleIdentifier,
       seq,
       keyListVersion: Math.max(this.keyListVersion, this.#options.keyListVersion?.() ?? 0),
       keyListDigest: this.keyListDigest(),
     };
-    return new CompactSign(Buffer.from(JSON.stringify(ack)))
-      .setProtectedHeader({ alg: 'ES256', typ: ACK_JWS_TYPE })
-      .sign(this.#options.vehiclePrivateKey);
+    return signCompactJws(JSON.stringify(ack), this.#options.vehiclePrivateKey, { typ: ACK_JWS_TYPE });
   }
 }
