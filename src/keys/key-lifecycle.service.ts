@@ -361,7 +361,13 @@ export class KeyLifecycleService {
   }
 
   /** Terminates a key inside the caller's transaction (the vehicle row must already be locked). */
-  terminateWithin(manager: EntityManager, key: DigitalKey, vehicle: LockedVehicle, context: RequestContext, reason: string) {
+  terminateWithin(
+    manager: EntityManager,
+    key: DigitalKey,
+    vehicle: LockedVehicle,
+    context: RequestContext,
+    reason: string,
+  ) {
     return this.change(manager, key, vehicle, 'terminate', context, reason);
   }
 

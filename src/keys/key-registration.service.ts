@@ -7,7 +7,6 @@ import { ProblemException } from '../common/errors/problem.js';
 import type { RequestContext } from '../common/request/request-context.js';
 import type { AppConfig } from '../config/config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
-import { PairingSession } from '../pairing/pairing-session.entity.js';
 import { ChainVerificationError, EndpointChainVerifier, type VerifiedEndpoint } from '../pki/endpoint-chain.js';
 import { P256PublicKey, ecdsaSign } from '../protocol/crypto/p256.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -26,9 +25,8 @@ import {
 import { entitlementsTlv } from '../access-profiles/entitlements-record.js';
 import { encodeKtsReceipt, ktsReceiptMessage } from '../protocol/kts-receipt.js';
 import { CommandOutboxService } from '../telematics/command-outbox.service.js';
-import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { DigitalKey } from './digital-key.entity.js';
-import { KeyLifecycleService } from './key-lifecycle.service.js';
+import { KeyLifecycleService, type LockedVehicle } from './key-lifecycle.service.js';
 import type { KeyRegistrationResponse, PartnerKeyResponse, RegisterKeyDto } from './dto/key-registration.dto.js';
 
 const LIVE_STATES = ['pending', 'active', 'suspended'] as const;
@@ -67,6 +65,16 @@ function decodeChain(chain: string[]): Buffer[] {
  * chain against our own root, requires an open pairing session, records the key as pending,
  * signs the KTS receipt and sends ADD_KEY to the car. A refusal records nothing but an audit row.
  */
+/** Locks the vehicle row (lock order everywhere: the vehicle first, then its keys). */
+async function lockVehicle(manager: EntityManager, vehicleIdentifier: string): Promise<LockedVehicle> {
+  const [vehicle] = await manager.query<LockedVehicle[]>(
+    `SELECT id, vin, vehicle_identifier AS "vehicleIdentifier" FROM vehicles WHERE vehicle_identifier = $1 FOR UPDATE`,
+    [vehicleIdentifier],
+  );
+  if (!vehicle) throw new ProblemException('not-found', `vehicle ${vehicleIdentifier} does not exist`);
+  return vehicle;
+}
+
 @Injectable()
 export class KeyRegistrationService {
   private readonly chains: EndpointChainVerifier;
@@ -138,25 +146,22 @@ export class KeyRegistrationService {
     const endpoint = this.verifyChain(dto);
     const issuedAtMs = Date.now();
     const key = await this.dataSource.transaction(async (manager) => {
-      const vehicle = await manager.findOne(Vehicle, {
-        where: { vehicleIdentifier: dto.vehicleId },
-        lock: { mode: 'pessimistic_write' },
-      });
-      if (!vehicle) throw new ProblemException('not-found', `vehicle ${dto.vehicleId} does not exist`);
-      const session = await manager
-        .getRepository(PairingSession)
-        .createQueryBuilder('s')
-        .where('s.vehicle_id = :vehicleId AND s.status = :status AND s.expires_at > now()', {
-          vehicleId: vehicle.id,
-          status: 'open',
-        })
-        .orderBy('s.created_at', 'DESC')
-        .getOne();
+      const vehicle = await lockVehicle(manager, dto.vehicleId);
+      // After the lock, in their own statement, so they see what committed while it was awaited.
+      const [{ sessionId, ownerProfileId }] = await manager.query<
+        Array<{ sessionId: string | null; ownerProfileId: string | null }>
+      >(
+        `SELECT (SELECT id FROM pairing_sessions
+                  WHERE vehicle_id = $1 AND status = 'open' AND expires_at > now()
+                  ORDER BY created_at DESC LIMIT 1) AS "sessionId",
+                (SELECT id FROM access_profiles WHERE name = 'OWNER') AS "ownerProfileId"`,
+        [vehicle.id],
+      );
       const currentOwner = await manager.findOne(DigitalKey, {
         where: { vehicleId: vehicle.id, role: 'owner', state: In([...LIVE_STATES]) },
         lock: { mode: 'pessimistic_write' },
       });
-      if (!session) {
+      if (!sessionId) {
         throw new ProblemException(
           'conflict',
           currentOwner
@@ -171,20 +176,22 @@ export class KeyRegistrationService {
           currentOwner,
           vehicle,
           context,
-          `owner device changed to ${endpoint.keyIdentifier} under pairing session ${session.id}`,
+          `owner device changed to ${endpoint.keyIdentifier} under pairing session ${sessionId}`,
         );
       }
-      const ownerProfile = await manager.findOneBy(AccessProfile, { name: 'OWNER' });
       const { created, seq } = await this.recordPendingKey(manager, vehicle, endpoint, context, {
         role: 'owner',
         partner,
-        accessProfileId: ownerProfile?.id ?? null,
+        accessProfileId: ownerProfileId,
         entitlements: OWNER_ENTITLEMENTS,
         ownerKeyId: null,
         notBefore: endpoint.notBefore,
         notAfter: endpoint.notAfter,
       });
-      await manager.update(PairingSession, { id: session.id }, { status: 'completed', ownerKeyId: created.id });
+      await manager.query(
+        `UPDATE pairing_sessions SET status = 'completed', owner_key_id = $2, updated_at = now() WHERE id = $1`,
+        [sessionId, created.id],
+      );
       await this.audit.append(manager, {
         actor: context.actor,
         action: 'key.registered',
@@ -192,7 +199,7 @@ export class KeyRegistrationService {
         details: {
           vehicleId: dto.vehicleId,
           role: 'owner',
-          sessionId: session.id,
+          sessionId,
           seq,
           deviceMetadata: dto.deviceMetadata ? { ...dto.deviceMetadata } : undefined,
         },
@@ -206,25 +213,46 @@ export class KeyRegistrationService {
   /** Records a registered key as pending and sends ADD_KEY to the car, in the caller's transaction. */
   private async recordPendingKey(
     manager: EntityManager,
-    vehicle: Vehicle,
+    vehicle: LockedVehicle,
     endpoint: VerifiedEndpoint,
     context: RequestContext,
     key: Pick<DigitalKey, 'role' | 'partner' | 'accessProfileId' | 'ownerKeyId' | 'notBefore' | 'notAfter'> & {
       entitlements: Buffer;
     },
   ): Promise<{ created: DigitalKey; seq: number }> {
-    if (await manager.exists(DigitalKey, { where: { keyIdentifier: endpoint.keyIdentifier } })) {
-      throw new ProblemException('conflict', `key ${endpoint.keyIdentifier} is already registered`);
-    }
+    // One statement: a key already registered inserts nothing (and leaves the transaction usable).
+    const [inserted] = await manager.query<Array<{ id: string; version: number; createdAt: Date }>>(
+      `INSERT INTO digital_keys
+         (key_identifier, vehicle_id, role, state, version, partner, endpoint_certificate_pem, access_profile_id,
+          entitlements, owner_key_id, not_before, not_after)
+       VALUES ($1, $2, $3, 'pending', 1, $4, $5, $6, $7, $8, $9, $10)
+       ON CONFLICT (key_identifier) DO NOTHING
+    RETURNING id, version, created_at AS "createdAt"`,
+      [
+        endpoint.keyIdentifier,
+        vehicle.id,
+        key.role,
+        key.partner,
+        endpoint.certificatePem,
+        key.accessProfileId,
+        key.entitlements,
+        key.ownerKeyId,
+        key.notBefore,
+        key.notAfter,
+      ],
+    );
+    if (!inserted) throw new ProblemException('conflict', `key ${endpoint.keyIdentifier} is already registered`);
     const created = manager.create(DigitalKey, {
       ...key,
+      id: inserted.id,
+      version: inserted.version,
       keyIdentifier: endpoint.keyIdentifier,
       vehicleId: vehicle.id,
       state: 'pending',
       endpointCertificatePem: endpoint.certificatePem,
+      createdAt: inserted.createdAt,
+      updatedAt: inserted.createdAt,
     });
-    // insert, not save: a new row needs no persistence diff; id, version and timestamps are merged back in.
-    await manager.insert(DigitalKey, created);
     const add = await this.outbox.enqueue(manager, {
       vehicleId: vehicle.id,
       command: 'ADD_KEY',
@@ -304,11 +332,7 @@ export class KeyRegistrationService {
     }
     const issuedAtMs = Date.now();
     const key = await this.dataSource.transaction(async (manager) => {
-      const vehicle = await manager.findOne(Vehicle, {
-        where: { vehicleIdentifier: dto.vehicleId },
-        lock: { mode: 'pessimistic_write' },
-      });
-      if (!vehicle) throw new ProblemException('not-found', `vehicle ${dto.vehicleId} does not exist`);
+      const vehicle = await lockVehicle(manager, dto.vehicleId);
       const owner = await manager.findOne(DigitalKey, {
         where: { vehicleId: vehicle.id, keyIdentifier: attestation.ownerKeyId.toString('hex'), role: 'owner' },
       });
