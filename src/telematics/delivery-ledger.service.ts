@@ -331,7 +331,7 @@ export class DeliveryLedgerService {
     const rows = await this.dataSource.query<DeliveryRow[]>(
       `SELECT ${DELIVERY_COLUMNS} FROM deliveries
         WHERE vehicle_id = $1 AND seq <= $2 AND status IN ('pending', 'sent')
-        ORDER BY seq`,
+        ORDER BY deliveries.seq`,
       [vehicleId, seq],
     );
     return rows.map(deliveryFromRow);
