@@ -13,6 +13,7 @@ import { MAX_BODY_DEPTH, nestsDeeperThan } from '../common/request/body-depth.js
 import type { AppConfig } from '../config/config.js';
 import { AppMetrics } from '../metrics/metrics.js';
 import { closeDeliveryQueues, createDeliveryQueues, type DeliveryQueues } from '../telematics/delivery-queue.js';
+import { announceOutboxCommits } from '../telematics/outbox-wake.js';
 import { AdminModule, ApiModule, type ProcessResources } from './app.modules.js';
 import { connectDatabase, connectRedis } from './dependencies.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -133,6 +134,8 @@ export async function createApiServer(config: AppConfig): Promise<ApiServer> {
   }
   const metrics = new AppMetrics(dataSource);
   const queues = createDeliveryQueues(redis, config.queuePrefix);
+  // The api has no outbox relay: its commits wake the workers' relays through Redis.
+  announceOutboxCommits(dataSource, redis, config.queuePrefix);
   const resources: ProcessResources = { config, dataSource, redis, metrics };
   const { api, admin } = await createApps(resources, { logger });
   for (const [app, listener] of [

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
-import { outboxRowSql, WAKE_RELAY_SQL } from '../telematics/command-outbox.service.js';
+import { outboxRowSql } from '../telematics/command-outbox.service.js';
+import { outboxRowsWritten } from '../telematics/outbox-wake.js';
 import type { PartnerNotificationType } from './partner-notification.entity.js';
 
 export interface NotificationRequest {
@@ -36,7 +37,7 @@ export class PartnerNotificationsService {
          VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'pending', 0, now(), $7)
       RETURNING id),
        published AS (${outboxRowSql('partner-notification', 'id', '$7')} FROM notification)
-       SELECT ${WAKE_RELAY_SQL} FROM notification`,
+       SELECT id FROM notification`,
       [
         id,
         request.partner,
@@ -47,6 +48,7 @@ export class PartnerNotificationsService {
         request.correlationId ?? null,
       ],
     );
+    outboxRowsWritten(manager);
     return id;
   }
 }

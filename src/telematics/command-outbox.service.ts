@@ -2,20 +2,17 @@ import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { Delivery, type CommandFields } from './delivery.entity.js';
 import type { OutboxTopic } from './outbox-message.entity.js';
+import { outboxRowsWritten } from './outbox-wake.js';
 import type { TelematicsCommandName } from '../protocol/telematics-messages.js';
 
-/** PostgreSQL channel the relay listens on, so it wakes at commit instead of at its next poll. */
-export const OUTBOX_CHANNEL = 'dks_outbox';
-
 /**
- * The tail of a statement that writes a row to be published: its outbox row (`$n` placeholders
- * name topic, delivery id and correlation id) and the wake-up of the relay at commit. PostgreSQL
- * delivers one notification per channel and payload per transaction however often it is sent.
+ * The part of a statement that writes the outbox row of a delivery or notification (the SQL
+ * expressions name its delivery id and correlation id); the caller then calls
+ * `outboxRowsWritten`, so the relay wakes when the transaction commits.
  */
 export function outboxRowSql(topic: OutboxTopic, deliveryId: string, correlationId: string): string {
   return `INSERT INTO outbox (topic, delivery_id, correlation_id) SELECT '${topic}', ${deliveryId}, ${correlationId}`;
 }
-export const WAKE_RELAY_SQL = `pg_notify('${OUTBOX_CHANNEL}', '')`;
 
 export interface VehicleCommandRequest {
   vehicleId: string;
@@ -52,7 +49,7 @@ export class CommandOutboxService {
       RETURNING id, vehicle_id, seq, key_list_version, created_at),
        published AS (${outboxRowSql('vehicle-command', 'id', '$5')} FROM delivery)
        SELECT id, vehicle_id AS "vehicleId", seq::text AS seq, key_list_version::text AS "keyListVersion",
-              created_at AS "createdAt", ${WAKE_RELAY_SQL} FROM delivery`,
+              created_at AS "createdAt" FROM delivery`,
       [
         request.vehicleId,
         request.changesKeyList ? 1 : 0,
@@ -62,6 +59,7 @@ export class CommandOutboxService {
       ],
     );
     if (!queued) throw new Error(`vehicle ${request.vehicleId} vanished inside its transaction`);
+    outboxRowsWritten(manager);
     return manager.create(Delivery, {
       id: queued.id,
       vehicleId: queued.vehicleId,

@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { Client } from 'pg';
+import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import type { AppConfig } from '../config/config.js';
-import { OUTBOX_CHANNEL } from './command-outbox.service.js';
+import { onOutboxCommitted, outboxCommittedChannel } from './outbox-wake.js';
 import { OUTBOX_ROUTES } from './delivery-policy.js';
-import { DELIVERY_QUEUES } from './telematics.tokens.js';
+import { DELIVERY_QUEUES, WORKER_REDIS } from './telematics.tokens.js';
 import type { DeliveryQueues } from './delivery-queue.js';
 import type { OutboxTopic } from './outbox-message.entity.js';
 
@@ -21,28 +21,33 @@ const MAX_FAILURE_BACKOFF_MS = 5_000;
 export class OutboxRelayService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(OutboxRelayService.name);
   private running = false;
-  private wake?: () => void;
-  private listener?: Client;
+  private woken = false;
+  private sleeping?: () => void;
+  private stopLocalWake?: () => void;
+  private subscriber?: Redis;
   private loop?: Promise<void>;
   private failures = 0;
 
   constructor(
     private readonly dataSource: DataSource,
     @Inject(DELIVERY_QUEUES) private readonly queues: DeliveryQueues,
+    @Inject(WORKER_REDIS) private readonly connection: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   onApplicationBootstrap(): void {
     this.running = true;
-    void this.listen();
+    this.stopLocalWake = onOutboxCommitted(this.dataSource, () => this.wake());
+    void this.subscribe();
     this.loop = this.run();
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.running = false;
-    this.wake?.();
+    this.stopLocalWake?.();
+    this.sleeping?.();
     await this.loop;
-    await this.listener?.end().catch(() => undefined);
+    this.subscriber?.disconnect();
   }
 
   /** Publishes one batch; returns how many rows it moved. */
@@ -85,6 +90,8 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
 
   private async run(): Promise<void> {
     while (this.running) {
+      // A wake-up from now on means rows this pass may not see: go round again.
+      this.woken = false;
       let moved = 0;
       try {
         moved = await this.relayOnce();
@@ -96,41 +103,35 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
           this.logger.warn({ msg: 'outbox relay cannot publish; rows stay in the outbox', error: String(error) });
         }
       }
-      if (moved === BATCH) continue;
+      if (moved === BATCH || (this.woken && this.failures === 0)) continue;
       const pause =
         this.failures > 0
           ? Math.min(MAX_FAILURE_BACKOFF_MS, 100 * 2 ** Math.min(this.failures, 6))
           : this.config.delivery.relayIntervalMs;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, pause);
-        this.wake = () => {
+        this.sleeping = () => {
           clearTimeout(timer);
           resolve();
         };
       });
+      this.sleeping = undefined;
     }
   }
 
-  /** LISTEN for commits that wrote outbox rows; polling remains the safety net. */
-  private async listen(): Promise<void> {
-    while (this.running) {
-      const client = new Client({ connectionString: this.config.databaseUrl, connectionTimeoutMillis: 5_000 });
-      try {
-        await client.connect();
-        client.on('notification', () => {
-          if (this.failures === 0) this.wake?.();
-        });
-        await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
-        this.listener = client;
-        await new Promise<void>((resolve) => {
-          client.on('error', () => resolve());
-          client.on('end', () => resolve());
-        });
-      } catch {
-        // PostgreSQL unreachable: polling continues; try to listen again shortly.
-      }
-      await client.end().catch(() => undefined);
-      if (this.running) await new Promise((resolve) => setTimeout(resolve, 1_000));
-    }
+  /** Rows committed: relay now, or right after the pass under way. Ignored while publishing fails. */
+  private wake(): void {
+    if (this.failures > 0) return;
+    this.woken = true;
+    this.sleeping?.();
+  }
+
+  /** Commits of processes without a relay are announced on Redis; polling remains the safety net. */
+  private async subscribe(): Promise<void> {
+    const subscriber = this.connection.duplicate();
+    this.subscriber = subscriber;
+    subscriber.on('error', () => undefined); // reconnects by itself; polling covers the gap
+    subscriber.on('message', () => this.wake());
+    await subscriber.subscribe(outboxCommittedChannel(this.config.queuePrefix)).catch(() => undefined);
   }
 }
