@@ -15,8 +15,13 @@ import {
 import { ProblemException } from '../common/errors/problem.js';
 import type { RequestContext } from '../common/request/request-context.js';
 import type { PartnerNotificationType } from '../partner/partner-notification.entity.js';
-import { PartnerNotificationsService } from '../partner/partner-notifications.service.js';
-import { CommandOutboxService } from '../telematics/command-outbox.service.js';
+import {
+  notificationCtes,
+  notificationPayload,
+  PartnerNotificationsService,
+} from '../partner/partner-notifications.service.js';
+import { CommandOutboxService, commandCtes } from '../telematics/command-outbox.service.js';
+import { outboxRowsWritten } from '../telematics/outbox-wake.js';
 import { Delivery } from '../telematics/delivery.entity.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { DigitalKey } from './digital-key.entity.js';
@@ -387,36 +392,54 @@ export class KeyLifecycleService {
       });
     }
     const from = key.state;
-    // The row is locked and loaded: one UPDATE, where save() would SELECT it again to diff it first.
-    const [[updated]] = await manager.query<[Array<{ version: number; updatedAt: Date }>, number]>(
-      `UPDATE digital_keys SET state = $1, version = version + 1, updated_at = now()
-        WHERE id = $2 RETURNING version, updated_at AS "updatedAt"`,
-      [result.to, key.id],
+    // The key and vehicle rows are locked: one statement moves the key, queues SET_STATE for the
+    // car and records the partner's notification, each with its outbox row.
+    const [updated] = await manager.query<Array<{ version: number; updatedAt: Date; seq: string }>>(
+      `WITH changed AS (
+         UPDATE digital_keys SET state = $1, version = version + 1, updated_at = now()
+          WHERE id = $2
+      RETURNING version, updated_at),
+       ${commandCtes({ vehicleId: '$3', keyListDelta: '1', command: '$4', fields: '$5::jsonb', correlationId: '$6' })},
+       ${notificationCtes({
+         from: 'FROM changed',
+         partner: '$7',
+         keyIdentifier: '$8',
+         keyVersion: 'changed.version',
+         type: '$9',
+         payload: '$10::jsonb',
+         correlationId: '$6',
+       })}
+       SELECT changed.version, changed.updated_at AS "updatedAt", delivery.seq::text AS seq FROM changed, delivery`,
+      [
+        result.to,
+        key.id,
+        vehicle.id,
+        'SET_STATE',
+        JSON.stringify({ keyId: key.keyIdentifier, state: carStateFor(result.to) }),
+        context.correlationId ?? null,
+        key.partner,
+        key.keyIdentifier,
+        NOTIFICATION[operation],
+        notificationPayload({ vehicleIdentifier: vehicle.vehicleIdentifier, state: result.to }),
+      ],
     );
+    outboxRowsWritten(manager);
     key.state = result.to;
     key.version = updated.version;
     key.updatedAt = updated.updatedAt;
-    const delivery = await this.outbox.enqueue(manager, {
-      vehicleId: vehicle.id,
-      command: 'SET_STATE',
-      fields: { keyId: key.keyIdentifier, state: carStateFor(result.to) },
-      changesKeyList: true,
-      correlationId: context.correlationId,
-    });
-    await this.notifications.enqueue(manager, {
-      partner: key.partner,
-      keyIdentifier: key.keyIdentifier,
-      keyVersion: key.version,
-      vehicleIdentifier: vehicle.vehicleIdentifier,
-      state: result.to,
-      type: NOTIFICATION[operation],
-      correlationId: context.correlationId,
-    });
     await this.audit.append(manager, {
       actor: context.actor,
       action: AUDIT_ACTION[operation],
       subject: { type: 'key', id: key.keyIdentifier },
-      details: { from, to: result.to, version: key.version, seq: delivery.seq, vin: vehicle.vin, reason, ...evidence },
+      details: {
+        from,
+        to: result.to,
+        version: key.version,
+        seq: Number(updated.seq),
+        vin: vehicle.vin,
+        reason,
+        ...evidence,
+      },
       correlationId: context.correlationId,
     });
   }

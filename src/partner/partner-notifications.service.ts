@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import { outboxRowSql } from '../telematics/command-outbox.service.js';
 import { outboxRowsWritten } from '../telematics/outbox-wake.js';
@@ -17,6 +16,43 @@ export interface NotificationRequest {
   revocationRelay?: { keyListVersion: number; keyIds: string[] };
 }
 
+/** What the partner is told besides the key and its version (the signed message's body). */
+export function notificationPayload(
+  request: Pick<NotificationRequest, 'vehicleIdentifier' | 'state' | 'revocationRelay'>,
+): string {
+  return JSON.stringify({
+    vehicleId: request.vehicleIdentifier,
+    state: request.state,
+    ...(request.revocationRelay ? { revocationRelay: request.revocationRelay } : {}),
+  });
+}
+
+/** SQL expressions naming what `notificationCtes` writes; `from` is the FROM clause of its rows. */
+export interface NotificationSql {
+  from: string;
+  partner: string;
+  keyIdentifier: string;
+  keyVersion: string;
+  type: string;
+  payload: string;
+  correlationId: string;
+}
+
+/**
+ * The CTEs `notification` and `notification_outbox` of a statement that records one
+ * notification (with its outbox row) per row of `from`, so a state change and what the partner
+ * is told of it can be one statement. The caller then calls `outboxRowsWritten`.
+ */
+export function notificationCtes(sql: NotificationSql): string {
+  return `notification AS (
+       INSERT INTO partner_notifications
+         (id, partner, key_identifier, key_version, type, payload, status, attempts, next_attempt_at, correlation_id)
+       SELECT gen_random_uuid(), ${sql.partner}, ${sql.keyIdentifier}, ${sql.keyVersion}, ${sql.type}, ${sql.payload},
+              'pending', 0, now(), ${sql.correlationId} ${sql.from}
+    RETURNING id),
+     notification_outbox AS (${outboxRowSql('partner-notification', 'id', sql.correlationId)} FROM notification)`;
+}
+
 /**
  * Records a notification for the Device OEM partner that owns a key, inside the transaction of
  * the state change it reports, with its outbox row, in one statement; the worker delivers it.
@@ -24,31 +60,27 @@ export interface NotificationRequest {
 @Injectable()
 export class PartnerNotificationsService {
   async enqueue(manager: EntityManager, request: NotificationRequest): Promise<string> {
-    const id = randomUUID();
-    const payload = {
-      vehicleId: request.vehicleIdentifier,
-      state: request.state,
-      ...(request.revocationRelay ? { revocationRelay: request.revocationRelay } : {}),
-    };
-    await manager.query(
-      `WITH notification AS (
-         INSERT INTO partner_notifications
-           (id, partner, key_identifier, key_version, type, payload, status, attempts, next_attempt_at, correlation_id)
-         VALUES ($1, $2, $3, $4, $5, $6::jsonb, 'pending', 0, now(), $7)
-      RETURNING id),
-       published AS (${outboxRowSql('partner-notification', 'id', '$7')} FROM notification)
+    const [row] = await manager.query<Array<{ id: string }>>(
+      `WITH ${notificationCtes({
+        from: '',
+        partner: '$1',
+        keyIdentifier: '$2',
+        keyVersion: '$3::integer',
+        type: '$4',
+        payload: '$5::jsonb',
+        correlationId: '$6',
+      })}
        SELECT id FROM notification`,
       [
-        id,
         request.partner,
         request.keyIdentifier,
         request.keyVersion,
         request.type,
-        JSON.stringify(payload),
+        notificationPayload(request),
         request.correlationId ?? null,
       ],
     );
     outboxRowsWritten(manager);
-    return id;
+    return row.id;
   }
 }

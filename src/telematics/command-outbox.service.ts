@@ -23,33 +23,61 @@ export interface VehicleCommandRequest {
   correlationId?: string | null;
 }
 
+/** SQL expressions (placeholders, literals or columns) naming what `commandCtes` writes. */
+export interface CommandSql {
+  vehicleId: string;
+  /** 1 when the command changes the car's key list (the vehicle's key-list version moves), else 0. */
+  keyListDelta: string;
+  command: string;
+  fields: string;
+  correlationId: string;
+}
+
 /**
- * Records a command for a car inside the caller's transaction: assigns the next `seq` of the
- * vehicle (the row update locks the vehicle, so seqs are gap-free and commit in order), writes
- * the delivery and its outbox row. Nothing here touches Redis.
+ * The CTEs `vehicle`, `delivery` and `delivery_outbox` of a statement that queues a command for
+ * a car: the vehicle's next seq (the row update locks the vehicle, so seqs are gap-free and
+ * commit in order), the delivery and its outbox row. The caller then calls `outboxRowsWritten`.
+ */
+export function commandCtes(sql: CommandSql): string {
+  return `vehicle AS (
+       UPDATE vehicles
+          SET last_seq = last_seq + 1, key_list_version = key_list_version + ${sql.keyListDelta}, updated_at = now()
+        WHERE id = ${sql.vehicleId}
+    RETURNING id, last_seq, key_list_version),
+     delivery AS (
+       INSERT INTO deliveries (vehicle_id, seq, command, fields, key_list_version, status, attempts, next_attempt_at, correlation_id)
+       SELECT id, last_seq, ${sql.command}, ${sql.fields}, key_list_version, 'pending', 0, now(), ${sql.correlationId} FROM vehicle
+    RETURNING id, vehicle_id, seq, key_list_version, created_at),
+     delivery_outbox AS (${outboxRowSql('vehicle-command', 'id', sql.correlationId)} FROM delivery)`;
+}
+
+/** The columns of the `delivery` CTE a caller reads back. */
+export const QUEUED_DELIVERY_COLUMNS = `delivery.id AS "deliveryId", delivery.seq::text AS seq,
+  delivery.key_list_version::text AS "keyListVersion", delivery.created_at AS "createdAt"`;
+
+export interface QueuedDeliveryRow {
+  deliveryId: string;
+  seq: string;
+  keyListVersion: string;
+  createdAt: Date;
+}
+
+/**
+ * Records a command for a car inside the caller's transaction, in one statement (see
+ * `commandCtes`). Nothing here touches Redis.
  */
 @Injectable()
 export class CommandOutboxService {
-  /**
-   * One statement: the vehicle's next seq (the row update locks the vehicle, so seqs are gap-free
-   * and commit in order), the delivery, its outbox row and the relay's wake-up.
-   */
   async enqueue(manager: EntityManager, request: VehicleCommandRequest): Promise<Delivery> {
-    const [queued] = await manager.query<
-      Array<{ id: string; seq: string; keyListVersion: string; createdAt: Date; vehicleId: string }>
-    >(
-      `WITH vehicle AS (
-         UPDATE vehicles
-            SET last_seq = last_seq + 1, key_list_version = key_list_version + $2, updated_at = now()
-          WHERE id = $1
-      RETURNING id, last_seq, key_list_version),
-       delivery AS (
-         INSERT INTO deliveries (vehicle_id, seq, command, fields, key_list_version, status, attempts, next_attempt_at, correlation_id)
-         SELECT id, last_seq, $3, $4::jsonb, key_list_version, 'pending', 0, now(), $5 FROM vehicle
-      RETURNING id, vehicle_id, seq, key_list_version, created_at),
-       published AS (${outboxRowSql('vehicle-command', 'id', '$5')} FROM delivery)
-       SELECT id, vehicle_id AS "vehicleId", seq::text AS seq, key_list_version::text AS "keyListVersion",
-              created_at AS "createdAt" FROM delivery`,
+    const [queued] = await manager.query<QueuedDeliveryRow[]>(
+      `WITH ${commandCtes({
+        vehicleId: '$1',
+        keyListDelta: '$2',
+        command: '$3',
+        fields: '$4::jsonb',
+        correlationId: '$5',
+      })}
+       SELECT ${QUEUED_DELIVERY_COLUMNS} FROM delivery`,
       [
         request.vehicleId,
         request.changesKeyList ? 1 : 0,
@@ -61,8 +89,8 @@ export class CommandOutboxService {
     if (!queued) throw new Error(`vehicle ${request.vehicleId} vanished inside its transaction`);
     outboxRowsWritten(manager);
     return manager.create(Delivery, {
-      id: queued.id,
-      vehicleId: queued.vehicleId,
+      id: queued.deliveryId,
+      vehicleId: request.vehicleId,
       seq: Number(queued.seq),
       command: request.command,
       fields: request.fields ?? {},

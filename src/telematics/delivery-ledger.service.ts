@@ -4,11 +4,12 @@ import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
 import { AccessDenied, AuditService } from '../audit/audit.service.js';
 import type { PartnerNotificationType } from '../partner/partner-notification.entity.js';
-import { PartnerNotificationsService } from '../partner/partner-notifications.service.js';
+import { notificationCtes, notificationPayload } from '../partner/partner-notifications.service.js';
 import { ProblemException } from '../common/errors/problem.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { Delivery } from './delivery.entity.js';
 import { CommandOutboxService } from './command-outbox.service.js';
+import { outboxRowsWritten } from './outbox-wake.js';
 import { P256PublicKey } from '../protocol/crypto/p256.js';
 import {
   ACK_JWS_TYPE,
@@ -60,7 +61,6 @@ export class DeliveryLedgerService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly audit: AuditService,
-    private readonly notifications: PartnerNotificationsService,
     private readonly outbox: CommandOutboxService,
     private readonly relay: RevocationRelayService,
     @Optional() private readonly metrics?: AppMetrics,
@@ -208,23 +208,35 @@ export class DeliveryLedgerService {
       source: SettlementSource;
     },
   ): Promise<boolean> {
-    const [rows] = await manager.query<[Array<{ partner: string; version: number }>, number]>(
-      `UPDATE digital_keys SET state = $4, version = version + 1, updated_at = now()
-        WHERE vehicle_id = $1 AND key_identifier = $2 AND state = $3
-    RETURNING partner, version`,
-      [vehicle.id, keyId, step.from, step.to],
+    // One statement: the key moves on and the partner's notification is recorded with it.
+    const rows = await manager.query<Array<{ partner: string; version: number }>>(
+      `WITH settled AS (
+         UPDATE digital_keys SET state = $4, version = version + 1, updated_at = now()
+          WHERE vehicle_id = $1 AND key_identifier = $2 AND state = $3
+      RETURNING partner, version),
+       ${notificationCtes({
+         from: 'FROM settled',
+         partner: 'settled.partner',
+         keyIdentifier: 'CAST($2 AS varchar)',
+         keyVersion: 'settled.version',
+         type: '$5',
+         payload: '$6::jsonb',
+         correlationId: '$7',
+       })}
+       SELECT partner, version FROM settled`,
+      [
+        vehicle.id,
+        keyId,
+        step.from,
+        step.to,
+        SETTLED_NOTIFICATION[step.to],
+        notificationPayload({ vehicleIdentifier: vehicle.vehicleIdentifier, state: step.to }),
+        correlationId,
+      ],
     );
     const key = rows[0];
     if (!key) return false;
-    await this.notifications.enqueue(manager, {
-      partner: key.partner,
-      keyIdentifier: keyId,
-      keyVersion: key.version,
-      vehicleIdentifier: vehicle.vehicleIdentifier,
-      state: step.to,
-      type: SETTLED_NOTIFICATION[step.to],
-      correlationId,
-    });
+    outboxRowsWritten(manager);
     await this.audit.append(manager, {
       actor: { type: 'vehicle', id: vehicle.vin },
       action: `key.${step.to === 'active' ? 'activated' : 'terminated'}`,
