@@ -64,26 +64,36 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
     if (job.name !== JOB_NAMES.deliverPartnerNotification) throw new Error(`no handler for job ${job.name}`);
     // The open notifications of the job's key up to its version, oldest first; none when the
     // job's own notification is no longer pending. Claimed ones too: a later notification must
-    // not overtake one another worker is sending.
-    const open = await this.dataSource.query<PartnerNotification[]>(
-      `SELECT n.id, n.partner, n.key_identifier AS "keyIdentifier", n.key_version AS "keyVersion", n.type, n.payload,
-              n.status, n.attempts, n.next_attempt_at AS "nextAttemptAt", n.last_error AS "lastError",
-              n.correlation_id AS "correlationId", n.created_at AS "createdAt"
-         FROM partner_notifications target
-         JOIN partner_notifications n
-           ON n.key_identifier = target.key_identifier AND n.key_version <= target.key_version
-          AND n.status IN ('pending', 'sending')
-        WHERE target.id = $1 AND target.status = 'pending'
-        ORDER BY n.key_version`,
-      [job.data.deliveryId],
+    // not overtake one another worker is sending. The first is claimed in the same statement
+    // when it is pending and not waiting out a backoff (the common case: one, sent at once).
+    const lease = this.lease();
+    const open = await this.dataSource.query<Array<PartnerNotification & { claimed: boolean }>>(
+      `WITH open AS (
+         SELECT n.id, n.partner, n.key_identifier AS "keyIdentifier", n.key_version AS "keyVersion", n.type,
+                n.payload, n.status, n.attempts, n.next_attempt_at AS "nextAttemptAt", n.last_error AS "lastError",
+                n.correlation_id AS "correlationId", n.created_at AS "createdAt"
+           FROM partner_notifications target
+           JOIN partner_notifications n
+             ON n.key_identifier = target.key_identifier AND n.key_version <= target.key_version
+            AND n.status IN ('pending', 'sending')
+          WHERE target.id = $1 AND target.status = 'pending'),
+       claimed AS (
+         UPDATE partner_notifications SET status = 'sending', next_attempt_at = $2, updated_at = now()
+          WHERE id = (SELECT id FROM open ORDER BY "keyVersion" LIMIT 1)
+            AND status = 'pending' AND (last_error IS NULL OR next_attempt_at <= now())
+      RETURNING id)
+       SELECT open.*, claimed.id IS NOT NULL AS claimed
+         FROM open LEFT JOIN claimed ON claimed.id = open.id
+        ORDER BY open."keyVersion"`,
+      [job.data.deliveryId, lease],
     );
     if (open.length === 0) return;
     // The partner failed recently: one job per backoff period calls it, the others wait for that.
-    if (token && inBackoff(open[0])) await deferJob(job, token, open[0].nextAttemptAt);
+    if (!open[0].claimed && token && inBackoff(open[0])) await deferJob(job, token, open[0].nextAttemptAt);
     for (const notification of open) {
       // Claim before sending: a concurrent job for the same key stops here instead of sending
       // the same event again or overtaking it; the lease lets the sweeper recover a crash.
-      if (!(await this.claim(notification))) {
+      if (!notification.claimed && !(await this.claim(notification))) {
         // BullMQ retries this job shortly, after the other worker has moved on.
         throw new Error(`notification ${notification.id} is being sent by another worker`);
       }
@@ -91,8 +101,12 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
     }
   }
 
+  private lease(): Date {
+    return new Date(Date.now() + this.config.delivery.requestTimeoutMs * 2);
+  }
+
   private async claim(notification: PartnerNotification): Promise<boolean> {
-    const lease = new Date(Date.now() + this.config.delivery.requestTimeoutMs * 2);
+    const lease = this.lease();
     const [rows] = await this.dataSource.query<[Array<{ id: string }>, number]>(
       `UPDATE partner_notifications SET status = 'sending', next_attempt_at = $2, updated_at = now()
         WHERE id = $1 AND status = 'pending'
