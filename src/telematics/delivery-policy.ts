@@ -40,11 +40,14 @@ export const DELIVERY_JOB_RETENTION = {
 
 /**
  * Worker lock settings: a killed worker's job is taken over within lockDuration + stalledInterval
- * (7.5 s). A job is moved back to wait by the first stalled check that finds it both marked by an
- * earlier check and without its lock, so the check must run at least twice per lock lifetime:
- * with stalledInterval = lockDuration a takeover could take two full intervals after a restart.
+ * (4.5 s), so a revocation in flight in a dead worker still reaches its car within seconds. A job
+ * is moved back to wait by the first stalled check that finds it both marked by an earlier check
+ * and without its lock, so the check must run at least twice per lock lifetime: with
+ * stalledInterval = lockDuration a takeover could take two full intervals after a restart. The
+ * lock is renewed every lockDuration / 2 (1.5 s); a renewal later than that (an event loop blocked
+ * for seconds) lets another worker run the job again, which the ledger and the car absorb.
  */
-export const DELIVERY_WORKER_LOCK = { lockDuration: 5_000, stalledInterval: 2_500, maxStalledCount: 100 } as const;
+export const DELIVERY_WORKER_LOCK = { lockDuration: 3_000, stalledInterval: 1_500, maxStalledCount: 100 } as const;
 
 /** Retention of published outbox rows and settled idempotency records. */
 export const OUTBOX_RETENTION_MS = 7 * 86_400_000;
