@@ -107,7 +107,7 @@ export function benchConfig(pki: BenchPki, database: BenchDatabase, queuePrefix:
     ADMIN_PORT: '0',
     WORKER_METRICS_HOST: '127.0.0.1',
     WORKER_METRICS_PORT: '0',
-    // The partner budget stays enforced (one Redis round trip per request) but above the offered load.
+    // The partner budget stays enforced (tokens leased from Redis) but above the offered load.
     RATE_LIMIT_PARTNER_BURST: '1000000',
     RATE_LIMIT_PARTNER_PER_SECOND: '1000000',
   };
