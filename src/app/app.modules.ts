@@ -1,5 +1,5 @@
 import { Global, Module, type DynamicModule, type Provider } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { AccessProfilesModule, PartnerAccessProfilesModule } from '../access-profiles/access-profiles.module.js';
@@ -8,7 +8,6 @@ import { MtlsPrincipalGuard } from '../common/auth/mtls-principal.guard.js';
 import { OperatorAuthGuard } from '../common/auth/operator-auth.guard.js';
 import { ProblemFilter } from '../common/errors/problem.filter.js';
 import { RateLimiter } from '../common/rate-limit/rate-limiter.js';
-import { IdempotencyInterceptor } from '../common/idempotency/idempotency.interceptor.js';
 import type { AppConfig } from '../config/config.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import { OperationsModule } from '../health/health.module.js';
@@ -50,10 +49,8 @@ export class ProcessModule {
   }
 }
 
-const HTTP_PROVIDERS: Provider[] = [
-  { provide: APP_FILTER, useClass: ProblemFilter },
-  { provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor },
-];
+// No global interceptor: the idempotency interceptor is applied per route by ApiIdempotencyKey().
+const HTTP_PROVIDERS: Provider[] = [{ provide: APP_FILTER, useClass: ProblemFilter }];
 
 /** The mTLS listener (8443): partner (Device OEM) and vehicle routes. */
 @Module({})

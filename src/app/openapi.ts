@@ -13,8 +13,8 @@ Three doors:
 - **Vehicle API** (port 8443, mutual TLS): cars, identified by the certificate this server issued.
 
 Errors are RFC 9457 \`application/problem+json\` with a stable \`type\`. Each partner and each
-operator token subject has a request budget shared by all replicas: past it, 429 with \`Retry-After\`. POSTs accept an
-\`Idempotency-Key\` header: the same key and body returns the stored response, a different body
+operator token subject has a request budget shared by all replicas: past it, 429 with \`Retry-After\`. POSTs that
+document an \`Idempotency-Key\` header accept it: the same key and body returns the stored response, a different body
 422, a concurrent duplicate 409.`;
 
 function sortKeys(value: unknown): unknown {

@@ -14,6 +14,8 @@ import { VehicleEventsService } from './vehicle-events.service.js';
 export class VehicleEventsController {
   constructor(private readonly events: VehicleEventsService) {}
 
+  // No Idempotency-Key: each event is idempotent by itself (a repeat is a no-op and says so in
+  // its outcome), so a car retries a batch as it is; a stored response would only hide that outcome.
   @Post('events')
   @HttpCode(200)
   @ApiOperation({

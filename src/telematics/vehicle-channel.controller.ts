@@ -36,6 +36,8 @@ export class VehicleChannelController {
     private readonly dataSource: DataSource,
   ) {}
 
+  // No Idempotency-Key: the signed ack carries its own identity (vehicle and seq), and a second
+  // ack for the same command must be answered as a replay (409), never with a stored 200.
   @Post('acks')
   @HttpCode(200)
   @ApiOperation({

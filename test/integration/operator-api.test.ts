@@ -230,6 +230,61 @@ describe('operator API (admin listener)', () => {
       );
       expect(rows[0].n).toBe(1);
     });
+
+    it('replays on another route that takes the key: the decorator applies the interceptor to its handler', async () => {
+      const body = { name: 'IDEMPOTENT_VALET', description: 'Created once', entitlements: { rights: ['unlock'] } };
+      const headers = { 'idempotency-key': 'profile-valet' };
+      const first = await adminRequest<{ id: string }>(system, 'POST', '/v1/access-profiles', {
+        token: writer,
+        body,
+        headers,
+      });
+      const again = await adminRequest<{ id: string }>(system, 'POST', '/v1/access-profiles', {
+        token: writer,
+        body,
+        headers,
+      });
+      expect(first.status).toBe(201);
+      expect(first.headers['idempotent-replayed']).toBeUndefined();
+      expect(again.status).toBe(201);
+      expect(again.body.id).toBe(first.body.id);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+    });
+
+    it('leaves a GET with an Idempotency-Key alone: answered as without it, nothing stored, even for a malformed key', async () => {
+      const vin = TEST_VIN(22);
+      expect(
+        (await adminRequest(system, 'POST', '/v1/vehicles', { token: writer, body: vehicleBody(22) })).status,
+      ).toBe(201);
+      const plain = await adminRequest<{ vin: string }>(system, 'GET', `/v1/vehicles/${vin}`, { token: reader });
+      for (const key of ['get-22', 'x'.repeat(300)]) {
+        const keyed = await adminRequest<{ vin: string }>(system, 'GET', `/v1/vehicles/${vin}`, {
+          token: reader,
+          headers: { 'idempotency-key': key },
+        });
+        expect(keyed.status).toBe(200);
+        expect(keyed.body).toEqual(plain.body);
+        expect(keyed.headers['idempotent-replayed']).toBeUndefined();
+      }
+      const stored = await system.server.dataSource.query<Array<{ n: number }>>(
+        `SELECT count(*)::int AS n FROM idempotency_keys WHERE key = 'get-22'`,
+      );
+      expect(stored[0].n).toBe(0);
+    });
+
+    it('documents the key on every POST except the three routes that cannot take one', async () => {
+      const served = await adminRequest<{
+        paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string }> }>>;
+      }>(system, 'GET', '/docs/openapi.json');
+      const posts = Object.entries(served.body.paths).filter(([, item]) => item.post);
+      const without = posts
+        .filter(([, item]) => !item.post.parameters?.some((p) => p.in === 'header' && p.name === 'Idempotency-Key'))
+        .map(([path]) => path);
+      expect(posts.length).toBeGreaterThan(without.length);
+      // Owner pairing refuses a key (400, the password is shown once); vehicle events are idempotent
+      // by themselves; a repeated vehicle ack is a replay (409).
+      expect(without.sort()).toEqual(['/v1/vehicles/{vin}/owner-pairing', '/vehicle/v1/acks', '/vehicle/v1/events']);
+    });
   });
 
   describe('audit log', () => {

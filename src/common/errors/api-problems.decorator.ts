@@ -1,5 +1,6 @@
-import { applyDecorators } from '@nestjs/common';
+import { applyDecorators, UseInterceptors } from '@nestjs/common';
 import { ApiHeader, ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
+import { IdempotencyInterceptor } from '../idempotency/idempotency.interceptor.js';
 import { PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, problemTypeUri, type ProblemType } from './problem.js';
 
 export class ProblemResponse {
@@ -41,13 +42,20 @@ export function ApiProblems(...statuses: number[]) {
   return applyDecorators(...statuses.map((status) => ApiResponse({ status, ...problemResponse(status) })));
 }
 
-/** Documents the optional `Idempotency-Key` request header of a POST. */
+/**
+ * A POST that honours `Idempotency-Key`: documents the optional header and applies the
+ * IdempotencyInterceptor to the handler. Only routes with this decorator (or `NotReplayable()`)
+ * run the interceptor; every other request skips it.
+ */
 export function ApiIdempotencyKey() {
-  return ApiHeader({
-    name: 'Idempotency-Key',
-    required: false,
-    description:
-      'Makes the POST safe to retry: same key and body → the stored response; different body → 422; while the first is running → 409.',
-    schema: { type: 'string', maxLength: 255, example: '9b6f2c1e-retry-1' },
-  });
+  return applyDecorators(
+    ApiHeader({
+      name: 'Idempotency-Key',
+      required: false,
+      description:
+        'Makes the POST safe to retry: same key and body → the stored response; different body → 422; while the first is running → 409.',
+      schema: { type: 'string', maxLength: 255, example: '9b6f2c1e-retry-1' },
+    }),
+    UseInterceptors(IdempotencyInterceptor),
+  );
 }

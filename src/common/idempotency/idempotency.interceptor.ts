@@ -1,4 +1,12 @@
-import { Injectable, SetMetadata, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import {
+  applyDecorators,
+  Injectable,
+  SetMetadata,
+  UseInterceptors,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants.js';
 import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -17,8 +25,10 @@ const NOT_REPLAYABLE = 'idempotency-not-replayable';
 /**
  * For responses that must never be stored (a password shown once): an Idempotency-Key is
  * refused rather than silently ignored, so a client does not believe it can retry safely.
+ * Applies the interceptor to the handler, which answers such a request with 400.
  */
-export const NotReplayable = () => SetMetadata(NOT_REPLAYABLE, true);
+export const NotReplayable = () =>
+  applyDecorators(SetMetadata(NOT_REPLAYABLE, true), UseInterceptors(IdempotencyInterceptor));
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 /** An in-progress record older than this belongs to a request that died; a retry may take it over. */
 const ABANDONED_AFTER_MS = 60_000;
@@ -26,7 +36,8 @@ const ABANDONED_AFTER_MS = 60_000;
 /**
  * `Idempotency-Key` on POST: the same key with the same request returns the stored response;
  * with a different request, 422; while the first is still running, 409. Keys are scoped to the
- * caller, so two partners cannot collide or read each other's responses.
+ * caller, so two partners cannot collide or read each other's responses. Applied per handler by
+ * `ApiIdempotencyKey()` (and `NotReplayable()`), not globally, so other requests never pass here.
  */
 @Injectable()
 export class IdempotencyInterceptor implements NestInterceptor {
