@@ -29,11 +29,16 @@ function normaliseFingerprint(colonHex: string): string {
 /**
  * Maps the TLS client certificate to a principal. TLS has already rejected unknown issuers
  * (`rejectUnauthorized: true`); this decides *who* the caller is. The answer is cached on the
- * socket, so a keep-alive connection parses its certificate once, not per request.
+ * socket, so a keep-alive connection parses its certificate once, not per request; once known,
+ * a request on that connection is decided without waiting on a promise.
  */
 @Injectable()
 export class MtlsPrincipalGuard implements CanActivate {
   private readonly cache = new WeakMap<TLSSocket, Promise<Principal | string>>();
+  /** The settled answers of `cache`, by the same socket. */
+  private readonly settled = new WeakMap<TLSSocket, Principal | string>();
+  /** The principal kind each route requires (controller, then handler), read from metadata once. */
+  private readonly requiredKinds = new WeakMap<object, Map<object, PrincipalKind | undefined>>();
   private readonly partners: Map<string, string>;
   private readonly vehicleRootFingerprint: string;
 
@@ -49,34 +54,73 @@ export class MtlsPrincipalGuard implements CanActivate {
     );
   }
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
-    const required = this.reflector.getAllAndOverride<PrincipalKind | undefined>(PRINCIPAL_KIND_KEY, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
-    const request = context.switchToHttp().getRequest<MtlsRequest>();
-    const principal = await this.principalOf(request.raw.socket as TLSSocket);
-    if (typeof principal === 'string') throw new ProblemException('forbidden', principal);
-    if (!required || principal.kind !== required) {
-      throw new ProblemException('forbidden', `this route is not for ${principal.kind} certificates`);
-    }
-    if (principal.kind === 'partner') {
-      await this.rateLimiter.enforce('partner', principal.partner, context.switchToHttp().getResponse<FastifyReply>());
-    }
-    request.principal = principal;
-    return true;
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
+    const required = this.requiredKind(context);
+    const http = context.switchToHttp();
+    const request = http.getRequest<MtlsRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const socket = request.raw.socket as TLSSocket;
+    const known = this.settled.get(socket);
+    if (known !== undefined) return this.admit(known, required, request, reply);
+    return this.principalOf(socket).then((principal) => this.admit(principal, required, request, reply));
   }
 
   /** The principal of the connection, or why it has none. */
   principalOf(socket: TLSSocket): Promise<Principal | string> {
     let cached = this.cache.get(socket);
     if (!cached) {
-      cached = this.resolve(socket);
-      this.cache.set(socket, cached);
-      // A database hiccup must not pin a wrong answer to a long-lived connection.
-      cached.catch(() => this.cache.delete(socket));
+      const resolving = this.resolve(socket);
+      cached = resolving;
+      this.cache.set(socket, resolving);
+      resolving.then(
+        (principal) => {
+          if (this.cache.get(socket) === resolving) this.settled.set(socket, principal);
+        },
+        // A database hiccup must not pin a wrong answer to a long-lived connection.
+        () => this.cache.delete(socket),
+      );
     }
     return cached;
+  }
+
+  private admit(
+    principal: Principal | string,
+    required: PrincipalKind | undefined,
+    request: MtlsRequest,
+    reply: FastifyReply,
+  ): boolean | Promise<boolean> {
+    if (typeof principal === 'string') throw new ProblemException('forbidden', principal);
+    if (!required || principal.kind !== required) {
+      throw new ProblemException('forbidden', `this route is not for ${principal.kind} certificates`);
+    }
+    if (principal.kind === 'partner') {
+      const spending = this.rateLimiter.enforce('partner', principal.partner, reply);
+      if (spending) {
+        return spending.then(() => {
+          request.principal = principal;
+          return true;
+        });
+      }
+    }
+    request.principal = principal;
+    return true;
+  }
+
+  private requiredKind(context: ExecutionContext): PrincipalKind | undefined {
+    const controller = context.getClass();
+    const handler = context.getHandler();
+    let byHandler = this.requiredKinds.get(controller);
+    if (!byHandler) {
+      byHandler = new Map();
+      this.requiredKinds.set(controller, byHandler);
+    }
+    if (byHandler.has(handler)) return byHandler.get(handler);
+    const required = this.reflector.getAllAndOverride<PrincipalKind | undefined>(PRINCIPAL_KIND_KEY, [
+      handler,
+      controller,
+    ]);
+    byHandler.set(handler, required);
+    return required;
   }
 
   private async resolve(socket: TLSSocket): Promise<Principal | string> {
