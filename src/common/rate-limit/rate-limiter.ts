@@ -74,6 +74,8 @@ type Verdict = number | undefined;
 
 /** What this replica knows of one bucket: the tokens it leased, and the requests waiting for some. */
 interface Lease {
+  /** The bucket's Redis key. */
+  key: string;
   /** Leased tokens not spent yet; spendable until `expiresAt` (local clock). */
   tokens: number;
   expiresAt: number;
@@ -105,7 +107,8 @@ interface Lease {
 export class RateLimiter {
   private readonly logger = new Logger('RateLimiter');
   private readonly takeTokens?: TakeTokens;
-  private readonly leases = new Map<string, Lease>();
+  /** Per caller kind, by caller id. */
+  private readonly leases: Record<RateLimitedCaller, Map<string, Lease>> = { partner: new Map(), operator: new Map() };
   private lastFailureLog = 0;
   private lastSweep = Date.now();
 
@@ -127,7 +130,7 @@ export class RateLimiter {
   enforce(caller: RateLimitedCaller, id: string, reply: FastifyReply): void | Promise<void> {
     const limit = this.config.rateLimits[caller];
     if (!this.takeTokens || limit.burst === 0) return;
-    const verdict = this.take(`${this.config.queuePrefix}:rate:${caller}:${id}`, limit);
+    const verdict = this.take(caller, id, limit);
     if (verdict === undefined) return;
     return verdict.then((waitMs) => {
       if (waitMs !== undefined) this.refuse(caller, limit, waitMs, reply);
@@ -145,12 +148,20 @@ export class RateLimiter {
   }
 
   /** `undefined` when a leased token was spent; otherwise the verdict of the next script call. */
-  private take(key: string, limit: RateLimit): Promise<Verdict> | undefined {
+  private take(caller: RateLimitedCaller, id: string, limit: RateLimit): Promise<Verdict> | undefined {
     const now = Date.now();
-    let lease = this.leases.get(key);
+    let lease = this.leases[caller].get(id);
     if (!lease) {
-      lease = { tokens: 0, expiresAt: 0, grantedAt: 0, size: 1, refilling: false, waiters: [] };
-      this.leases.set(key, lease);
+      lease = {
+        key: `${this.config.queuePrefix}:rate:${caller}:${id}`,
+        tokens: 0,
+        expiresAt: 0,
+        grantedAt: 0,
+        size: 1,
+        refilling: false,
+        waiters: [],
+      };
+      this.leases[caller].set(id, lease);
     }
     if (lease.tokens > 0) {
       // A clock that went back also ends the lease rather than stretching it.
@@ -165,12 +176,12 @@ export class RateLimiter {
     }
     return new Promise<Verdict>((resolve) => {
       lease.waiters.push(resolve);
-      if (!lease.refilling) void this.refill(key, lease, limit);
+      if (!lease.refilling) void this.refill(lease, limit);
     });
   }
 
   /** One script call for every waiting request of the bucket; leftover tokens become the lease. */
-  private async refill(key: string, lease: Lease, limit: RateLimit): Promise<void> {
+  private async refill(lease: Lease, limit: RateLimit): Promise<void> {
     lease.refilling = true;
     const started = Date.now();
     this.sweep(started);
@@ -188,7 +199,7 @@ export class RateLimiter {
     let timer: NodeJS.Timeout | undefined;
     try {
       answer = await Promise.race([
-        this.takeTokens!(key, limit.burst, limit.perSecond, want),
+        this.takeTokens!(lease.key, limit.burst, limit.perSecond, want),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer within ${REDIS_DEADLINE_MS} ms`)), REDIS_DEADLINE_MS);
         }),
@@ -226,7 +237,7 @@ export class RateLimiter {
     const late = waiters.slice(served);
     if (late.length > 0) {
       lease.waiters = late.concat(lease.waiters);
-      void this.refill(key, lease, limit);
+      void this.refill(lease, limit);
     }
   }
 
@@ -242,8 +253,10 @@ export class RateLimiter {
   private sweep(now: number): void {
     if (now - this.lastSweep < SWEEP_INTERVAL_MS) return;
     this.lastSweep = now;
-    for (const [key, lease] of this.leases) {
-      if (!lease.refilling && lease.waiters.length === 0 && lease.expiresAt < now) this.leases.delete(key);
+    for (const leases of Object.values(this.leases)) {
+      for (const [id, lease] of leases) {
+        if (!lease.refilling && lease.waiters.length === 0 && lease.expiresAt < now) leases.delete(id);
+      }
     }
   }
 }
