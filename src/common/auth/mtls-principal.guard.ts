@@ -26,6 +26,23 @@ function normaliseFingerprint(colonHex: string): string {
   return colonHex.replace(/:/g, '').toLowerCase();
 }
 
+/** Certificates whose refusal verdict is remembered; the oldest is forgotten first. */
+const REMEMBERED_CERTIFICATES = 10_000;
+const refusals = new Map<string, string | undefined>();
+
+/**
+ * `clientCertificateRefusal` of a certificate, by its SHA-256 fingerprint: the verdict depends on
+ * the DER alone, and parsing it (ASN.1 in JavaScript, milliseconds) once per certificate rather
+ * than once per TLS connection keeps new connections of the same client cheap.
+ */
+function refusalOf(fingerprint: string, der: Buffer): string | undefined {
+  if (refusals.has(fingerprint)) return refusals.get(fingerprint);
+  const refusal = clientCertificateRefusal(der);
+  if (refusals.size >= REMEMBERED_CERTIFICATES) refusals.delete(refusals.keys().next().value!);
+  refusals.set(fingerprint, refusal);
+  return refusal;
+}
+
 /**
  * Maps the TLS client certificate to a principal. TLS has already rejected unknown issuers
  * (`rejectUnauthorized: true`); this decides *who* the caller is. The answer is cached on the
@@ -128,9 +145,9 @@ export class MtlsPrincipalGuard implements CanActivate {
     if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return unregistered;
     const peer = socket.getPeerCertificate(true);
     if (!peer || !peer.fingerprint256 || !peer.raw) return unregistered;
-    const refusal = clientCertificateRefusal(peer.raw);
-    if (refusal) return refusal;
     const fingerprint = normaliseFingerprint(peer.fingerprint256);
+    const refusal = refusalOf(fingerprint, peer.raw);
+    if (refusal) return refusal;
     const partner = this.partners.get(fingerprint);
     if (partner) return { kind: 'partner', partner, fingerprint };
     const issuer = peer.issuerCertificate;
