@@ -62,7 +62,6 @@ function instrument(fastify: FastifyInstance, metrics: AppMetrics, listener: 'mt
       route: request.routeOptions?.url ?? 'unmatched',
       status: String(reply.statusCode),
     };
-    metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
     done();
   });
