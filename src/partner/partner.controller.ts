@@ -10,6 +10,19 @@ export class HeartbeatResponse {
   @ApiProperty({ format: 'date-time' }) serverTime!: string;
 }
 
+let formattedAt = 0;
+let formatted = '';
+
+/** The current time in ISO 8601, formatted once per millisecond however many heartbeats ask for it. */
+function serverTime(): string {
+  const now = Date.now();
+  if (now !== formattedAt) {
+    formattedAt = now;
+    formatted = new Date(now).toISOString();
+  }
+  return formatted;
+}
+
 @ApiTags('partner (mTLS, Device OEM certificate)')
 @ApiSecurity('mtls')
 @UseGuards(MtlsPrincipalGuard)
@@ -30,7 +43,7 @@ export class PartnerController {
       status: 'ok',
       partner: principal.partner,
       certificateFingerprint: principal.fingerprint,
-      serverTime: new Date().toISOString(),
+      serverTime: serverTime(),
     };
   }
 }
