@@ -3,7 +3,7 @@ import { ConsoleLogger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { SwaggerModule } from '@nestjs/swagger';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, preValidationHookHandler } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { DataSource } from 'typeorm';
@@ -67,11 +67,24 @@ function instrument(fastify: FastifyInstance, metrics: AppMetrics, listener: 'mt
   });
 }
 
-/** 400 before validation for bodies nested deeper than MAX_BODY_DEPTH (class-transformer recurses). */
+/** Methods whose body Fastify never reads: their routes have no body to check. */
+const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'TRACE']);
+
+/**
+ * 400 before validation for bodies nested deeper than MAX_BODY_DEPTH (class-transformer recurses).
+ * A hook of each route that can take a body, added as routes are registered (so before Nest
+ * registers its own), rather than a global hook every GET would run for nothing.
+ */
 function refuseDeepBodies(fastify: FastifyInstance): void {
-  fastify.addHook('preValidation', (request, _reply, done) => {
+  const refuseDeep: preValidationHookHandler = (request, _reply, done) => {
     if (!nestsDeeperThan(request.body, MAX_BODY_DEPTH)) return done();
     done(Object.assign(new Error(`the body nests deeper than ${MAX_BODY_DEPTH} levels`), { statusCode: 400 }));
+  };
+  fastify.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.every((method) => BODYLESS_METHODS.has(method.toUpperCase()))) return;
+    const existing = route.preValidation;
+    route.preValidation = existing === undefined ? [refuseDeep] : [refuseDeep, ...[existing].flat()];
   });
 }
 
