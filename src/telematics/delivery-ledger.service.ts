@@ -32,12 +32,19 @@ const MAX_CACHED_KEYS = 10_000;
 /** What recording an ack needs of the car. */
 export type AckingVehicle = Pick<Vehicle, 'id' | 'vin' | 'vehicleIdentifier' | 'publicKeyPem'>;
 
-/** The columns of a delivery as the worker reads them, mapped by `deliveryFromRow`. */
-const DELIVERY_COLUMNS = `id, vehicle_id AS "vehicleId", seq::text AS seq, command, fields,
-  key_list_version::text AS "keyListVersion", status, attempts, next_attempt_at AS "nextAttemptAt",
-  last_error AS "lastError", sweeps, sent_at AS "sentAt", acked_at AS "ackedAt",
-  ack_key_list_digest AS "ackKeyListDigest", correlation_id AS "correlationId", created_at AS "createdAt",
-  updated_at AS "updatedAt"`;
+/** The columns of a delivery (of table alias `d`, if given) as `deliveryFromRow` maps them. */
+function deliveryColumns(d = ''): string {
+  const c = d ? `${d}.` : '';
+  return `${c}id, ${c}vehicle_id AS "vehicleId", ${c}seq::text AS seq, ${c}command, ${c}fields,
+  ${c}key_list_version::text AS "keyListVersion", ${c}status, ${c}attempts, ${c}next_attempt_at AS "nextAttemptAt",
+  ${c}last_error AS "lastError", ${c}sweeps, ${c}sent_at AS "sentAt", ${c}acked_at AS "ackedAt",
+  ${c}ack_key_list_digest AS "ackKeyListDigest", ${c}correlation_id AS "correlationId", ${c}created_at AS "createdAt",
+  ${c}updated_at AS "updatedAt"`;
+}
+const DELIVERY_COLUMNS = deliveryColumns();
+
+/** A car a command goes to, with what sending and acknowledging need of it. */
+export type CommandTarget = AckingVehicle & Pick<Vehicle, 'telematicsUrl'>;
 
 type DeliveryRow = Omit<Delivery, 'seq' | 'keyListVersion'> & { seq: string; keyListVersion: string };
 
@@ -336,6 +343,48 @@ export class DeliveryLedgerService {
       details: { ...details, syncSeq: sync.seq },
       correlationId: delivery.correlationId,
     });
+  }
+
+  /**
+   * What a delivery job needs, in one statement: the car of delivery `deliveryId` and its open
+   * deliveries up to that one, oldest first. Undefined when that delivery is no longer open.
+   */
+  async openForJob(deliveryId: string): Promise<{ vehicle: CommandTarget; seq: number; open: Delivery[] } | undefined> {
+    const rows = await this.dataSource.query<
+      Array<
+        Omit<DeliveryRow, 'id'> & {
+          id: string | null;
+          vehicle: string;
+          vin: string;
+          vehicleIdentifier: string;
+          telematicsUrl: string;
+          publicKeyPem: string;
+          targetSeq: string;
+        }
+      >
+    >(
+      `SELECT v.id AS vehicle, v.vin, v.vehicle_identifier AS "vehicleIdentifier", v.telematics_url AS "telematicsUrl",
+              v.public_key_pem AS "publicKeyPem", t.seq::text AS "targetSeq", ${deliveryColumns('d')}
+         FROM deliveries t
+         JOIN vehicles v ON v.id = t.vehicle_id
+         LEFT JOIN deliveries d ON d.vehicle_id = t.vehicle_id AND d.seq <= t.seq AND d.status IN ('pending', 'sent')
+        WHERE t.id = $1 AND t.status IN ('pending', 'sent')
+        ORDER BY d.seq`,
+      [deliveryId],
+    );
+    const first = rows[0];
+    if (!first) return undefined;
+    return {
+      vehicle: {
+        id: first.vehicle,
+        vin: first.vin,
+        vehicleIdentifier: first.vehicleIdentifier,
+        telematicsUrl: first.telematicsUrl,
+        publicKeyPem: first.publicKeyPem,
+      },
+      seq: Number(first.targetSeq),
+      open: rows.filter((row): row is typeof row & { id: string } => row.id !== null).map(deliveryFromRow),
+    };
   }
 
   /** Open deliveries of a vehicle up to and including `seq`, oldest first: what must reach the car in order. */

@@ -12,16 +12,12 @@ import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import type { AppConfig } from '../config/config.js';
-import type { Vehicle } from '../vehicles/vehicle.entity.js';
 import { CommandSigner } from './command-signer.js';
 import type { Delivery } from './delivery.entity.js';
-import { DeliveryLedgerService, type AckingVehicle } from './delivery-ledger.service.js';
+import { DeliveryLedgerService, type CommandTarget } from './delivery-ledger.service.js';
 import { JOB_NAMES, deliveryBackoffMs, type DeliveryJobData } from './delivery-policy.js';
 import { TelematicsClient, VehicleUnreachableError } from './telematics-client.js';
 import { COMMAND_SECRETS, WORKER_REDIS, type CommandSecrets } from './telematics.tokens.js';
-
-/** What sending a command needs of its car. */
-type CommandTarget = AckingVehicle & Pick<Vehicle, 'telematicsUrl'>;
 
 /** How long the server waits for an ack the car promised to post later (202). */
 const ACK_WAIT_MS = 60_000;
@@ -74,31 +70,19 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
 
   async process(job: Job<DeliveryJobData, void, string>, token?: string): Promise<void> {
     if (job.name !== JOB_NAMES.deliverVehicleCommand) throw new Error(`no handler for job ${job.name}`);
-    // The job's delivery and its car, in one statement.
-    const [target] = await this.dataSource.query<
-      Array<CommandTarget & { seq: string; status: string; correlationId: string | null }>
-    >(
-      `SELECT d.seq::text AS seq, d.status, d.correlation_id AS "correlationId", v.id, v.vin,
-              v.vehicle_identifier AS "vehicleIdentifier", v.telematics_url AS "telematicsUrl",
-              v.public_key_pem AS "publicKeyPem"
-         FROM deliveries d JOIN vehicles v ON v.id = d.vehicle_id
-        WHERE d.id = $1`,
-      [job.data.deliveryId],
-    );
-    if (!target || target.status === 'acked' || target.status === 'failed') return;
-    const vehicle: CommandTarget = {
-      id: target.id,
-      vin: target.vin,
-      vehicleIdentifier: target.vehicleIdentifier,
-      telematicsUrl: target.telematicsUrl,
-      publicKeyPem: target.publicKeyPem,
-    };
+    // The job's car and its open deliveries up to the job's, in one statement.
+    const target = await this.ledger.openForJob(job.data.deliveryId);
+    if (!target) return;
+    const { vehicle } = target;
+    // Read before this job's turn: good unless an earlier job of the car is still running here,
+    // and then read again once it is done.
+    const waited = this.vehicleTurns.has(vehicle.id);
     await this.inTurn(vehicle.id, async () => {
-      const open = await this.ledger.openUpTo(vehicle.id, Number(target.seq));
+      const open = waited ? await this.ledger.openUpTo(vehicle.id, target.seq) : target.open;
       // The car failed recently: wait for its next attempt; meanwhile its new revocations also
       // ride in the owners' mailboxes (once per key-list version).
       if (token && inBackoff(open[0])) {
-        await this.relay(vehicle, job.data.correlationId ?? target.correlationId);
+        await this.relay(vehicle, job.data.correlationId ?? open[open.length - 1].correlationId);
         await deferJob(job, token, open[0].nextAttemptAt);
       }
       for (const delivery of open) {
