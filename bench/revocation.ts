@@ -209,6 +209,8 @@ interface Issued {
   failures: number;
   /** Worst lag of a request behind its due time, ms (the load generator's own health). */
   maxLagMs: number;
+  /** keyId → how long the api took to answer the terminate request, ms. */
+  readonly answeredInMs: Map<string, number>;
 }
 
 function terminateRequest(keyId: string): Buffer {
@@ -232,8 +234,11 @@ async function revokeAtRate(
     const dispatch = (connection: (typeof connections)[number], index: number) => {
       inFlight++;
       const keyId = keyIds[index];
+      const sent = wallClock();
       connection.send(terminateRequest(keyId)).then((status) => {
-        if (status === 200) issued.committed.set(keyId, wallClock());
+        const answered = wallClock();
+        issued.answeredInMs.set(keyId, answered - sent);
+        if (status === 200) issued.committed.set(keyId, answered);
         else issued.failures++;
         inFlight--;
         idle.push(connection);
@@ -301,6 +306,27 @@ interface LatencyFigures {
 }
 
 /** Commit (the api's 200) → the car's ack, for the given keys. */
+/** How long the api took to answer the terminate requests of `keyIds` (the commit, as the partner sees it). */
+function answerTimes(issued: Issued, keyIds: Iterable<string>): { p50: number; p99: number } {
+  const values: number[] = [];
+  for (const keyId of keyIds) {
+    const ms = issued.answeredInMs.get(keyId);
+    if (ms !== undefined) values.push(ms);
+  }
+  const sorted = Float64Array.from(values).sort();
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+}
+
+function reportPhase(fleet: Fleet, issued: Issued, keyIds: readonly string[]): void {
+  const answered = answerTimes(issued, keyIds);
+  const acked = latencies(fleet, issued, keyIds);
+  progress(
+    `    api answered p50 ${answered.p50.toFixed(1)} ms, p99 ${answered.p99.toFixed(1)} ms; ` +
+      `commit → car ack p50 ${acked.p50.toFixed(1)} ms, p99 ${acked.p99.toFixed(1)} ms; ` +
+      `load generator lag so far ${issued.maxLagMs.toFixed(0)} ms`,
+  );
+}
+
 function latencies(fleet: Fleet, issued: Issued, keyIds: Iterable<string>): LatencyFigures {
   const values: number[] = [];
   let negative = 0;
@@ -418,7 +444,7 @@ async function main(): Promise<void> {
       certPem: pki.set.deviceOemClientCert,
       keyPem: pki.set.deviceOemClientKey,
     };
-    const issued: Issued = { committed: new Map(), failures: 0, maxLagMs: 0 };
+    const issued: Issued = { committed: new Map(), failures: 0, maxLagMs: 0, answeredInMs: new Map() };
 
     progress(`  … warm-up: ${PLAN.warmUpSeconds} s at ${RATE / 2}/s`);
     const warm = take((RATE / 2) * PLAN.warmUpSeconds);
@@ -429,6 +455,7 @@ async function main(): Promise<void> {
     await revokeAtRate(target, half, RATE / 2, issued);
     await drained(fleet, half, 15_000);
     const atHalfRate = latencies(fleet, issued, half);
+    reportPhase(fleet, issued, half);
 
     progress(`  … steady: ${PLAN.steadySeconds} s at ${RATE}/s`);
     const steady = take(RATE * PLAN.steadySeconds);
@@ -437,6 +464,7 @@ async function main(): Promise<void> {
     const steadyMissing = await drained(fleet, steady, 15_000);
     const steadyWindow = Math.max(...steady.map((k) => fleet.applied.get(k) ?? 0)) - steadyStart;
     const atRate = latencies(fleet, issued, steady);
+    reportPhase(fleet, issued, steady);
     const floor = await queueFloor(`${queuePrefix}:floor`, RATE, quickRun ? 3 : 5);
     add(
       {
