@@ -84,6 +84,8 @@ async function main(): Promise<void> {
             telematicsPublicKey: spec.telematicsPublicKeyPem,
             apply: (command) => apply(car, command),
             keyListDigest: () => keyListDigest([...car.keys].map(([keyId, state]) => ({ keyId, state }))),
+            // The fleet reports what it applied to the load generator; it keeps no history of its own.
+            appliedHistory: 0,
           });
         }
         send({ type: 'attached' });

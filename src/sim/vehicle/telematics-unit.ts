@@ -27,7 +27,11 @@ export interface TelematicsUnitOptions {
   keyListDigest: () => string;
   /** The car's own key-list version when it can move without a command (owner relay, §5). */
   keyListVersion?: () => number;
+  /** How many applied commands `applied` keeps for inspection, newest last (default 1 000). */
+  appliedHistory?: number;
 }
+
+const DEFAULT_APPLIED_HISTORY = 1_000;
 
 /**
  * The car's telematics control unit: verifies commands against the pinned server key, applies
@@ -78,6 +82,7 @@ export class TelematicsUnit {
       this.lastAppliedSeq = command.seq;
       this.keyListVersion = Math.max(this.keyListVersion, command.keyListVersion);
       this.applied.push(command);
+      if (this.applied.length > (this.#options.appliedHistory ?? DEFAULT_APPLIED_HISTORY)) this.applied.shift();
     }
     return this.ack(command.seq);
   }
