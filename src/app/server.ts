@@ -57,13 +57,8 @@ function instrument(adapter: FastifyAdapter, metrics: AppMetrics, listener: 'mtl
     done();
   });
   adapter.setOnResponseHook((request, reply, done) => {
-    const labels = {
-      listener,
-      method: request.method,
-      route: request.routeOptions?.url ?? 'unmatched',
-      status: String(reply.statusCode),
-    };
-    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+    const route = request.routeOptions?.url ?? 'unmatched';
+    metrics.http.observe(listener, request.method, route, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 }

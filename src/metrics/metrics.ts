@@ -1,12 +1,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DataSource } from 'typeorm';
+import { HttpRequestMetrics } from './http-metrics.js';
 
 /** One Prometheus registry per process, with the product's own series next to the defaults. */
 export class AppMetrics {
   readonly registry = new Registry();
-  readonly httpDuration: Histogram<'listener' | 'method' | 'route' | 'status'>;
-  /** Derived from `httpDuration` at scrape time: observe a request there only. */
-  readonly httpRequests: Counter<'listener' | 'method' | 'route' | 'status'>;
+  /** Duration and count of every HTTP request, by listener, method, route and status. */
+  readonly http: HttpRequestMetrics;
   /** Commit of a command → the car's signed ack: the revocation latency when the command is SET_STATE. */
   readonly commandAckLatency: Histogram<'command'>;
   /** Acks whose key-list digest differed from the server's list, by how the server answered. */
@@ -14,29 +14,7 @@ export class AppMetrics {
 
   constructor(dataSource: DataSource) {
     collectDefaultMetrics({ register: this.registry, prefix: 'dks_' });
-    this.httpDuration = new Histogram({
-      name: 'dks_http_request_duration_seconds',
-      help: 'HTTP request duration by listener, route and status',
-      labelNames: ['listener', 'method', 'route', 'status'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers: [this.registry],
-    });
-    const duration = this.httpDuration;
-    this.httpRequests = new Counter({
-      name: 'dks_http_requests_total',
-      help: 'HTTP requests by listener, route and status',
-      labelNames: ['listener', 'method', 'route', 'status'],
-      registers: [this.registry],
-      // The duration histogram counts every request already: copied at scrape time rather than
-      // counted a second time on every request.
-      async collect() {
-        const { values } = await duration.get();
-        this.reset();
-        for (const value of values) {
-          if (value.metricName === 'dks_http_request_duration_seconds_count') this.inc(value.labels, value.value);
-        }
-      },
-    });
+    this.http = new HttpRequestMetrics(this.registry);
     this.commandAckLatency = new Histogram({
       name: 'dks_command_ack_latency_seconds',
       help: 'Time from the commit of a command to the car acknowledging it, by command',

@@ -24,7 +24,7 @@ describe('operations endpoints on the admin listener', () => {
     const health = 'listener="admin",method="GET",route="/health",status="200"';
     const series = (name: string) => new RegExp(`^${name}\\{${health}\\} (\\d+)$`, 'm').exec(res.text)?.[1];
     expect(Number(series('dks_http_requests_total'))).toBeGreaterThanOrEqual(1);
-    // The request counter is read from the duration histogram at scrape time: the two agree.
+    // The request counter and the duration histogram's count are one series: the two agree.
     expect(series('dks_http_requests_total')).toBe(series('dks_http_request_duration_seconds_count'));
     expect(res.text).toContain('dks_deliveries{status="pending"} 0');
     expect(res.text).toContain('dks_outbox_unpublished 0');
