@@ -28,6 +28,8 @@ export function servicesContext(
 
 export interface RecordedQuery {
   readonly text: string;
+  /** Set for a named prepared statement (`runPrepared`): raw pg replays it prepared too. */
+  readonly name?: string;
   readonly values: readonly unknown[] | undefined;
   readonly rows: readonly Record<string, unknown>[];
 }
@@ -41,10 +43,13 @@ export async function recordingDataSource(url: string, recorder: { current?: Rec
   pool.on('acquire', (client) => {
     if (wrapped.has(client)) return;
     wrapped.add(client);
-    const query = client.query.bind(client) as (text: string, values?: unknown[]) => Promise<QueryResult>;
-    (client as unknown as { query: typeof query }).query = async (text: string, values?: unknown[]) => {
+    type Config = { name?: string; text: string; values?: unknown[] };
+    const query = client.query.bind(client) as (text: string | Config, values?: unknown[]) => Promise<QueryResult>;
+    (client as unknown as { query: typeof query }).query = async (text: string | Config, values?: unknown[]) => {
       const result = await query(text, values);
-      recorder.current?.push({ text, values, rows: result.rows as Record<string, unknown>[] });
+      const rows = result.rows as Record<string, unknown>[];
+      if (typeof text === 'string') recorder.current?.push({ text, values, rows });
+      else recorder.current?.push({ text: text.text, name: text.name, values: text.values ?? values, rows });
       return result;
     };
   });
@@ -62,7 +67,9 @@ export async function replay(pool: Pool, statements: readonly RecordedQuery[]): 
   try {
     for (const statement of statements) {
       const values = statement.values?.map((value) => generated.get(value) ?? value);
-      const result = await client.query(statement.text, values);
+      const result = statement.name
+        ? await client.query({ name: statement.name, text: statement.text, values: values })
+        : await client.query(statement.text, values as unknown[]);
       statement.rows.forEach((row, index) => {
         const now = result.rows[index] as Record<string, unknown> | undefined;
         for (const [column, value] of Object.entries(row)) {

@@ -9,6 +9,7 @@ import {
   type TransactionRollbackEvent,
 } from 'typeorm';
 import { ProblemException, type ProblemType } from '../common/errors/problem.js';
+import { prepared, runPrepared } from '../database/prepared.js';
 import { AuditEvent } from './audit-event.entity.js';
 import { GENESIS_HASH, auditHash } from './audit-chain.js';
 
@@ -59,6 +60,42 @@ export class AccessDenied extends ProblemException {
 export const AUDIT_CHAINS = 16;
 const VERIFY_BATCH = 1_000;
 
+const DRAW_IDS = prepared(
+  `SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text FROM generate_series(1, $1)) AS drawn`,
+);
+/** A chain head no other transaction holds, locked as last committed, with `$1` row ids drawn. */
+const TAKE_FREE_HEAD = prepared(
+  `SELECT chain, last_hash AS "lastHash",
+          ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text FROM generate_series(1, $1)) AS drawn
+     FROM audit_chain_heads ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED`,
+);
+/** Every head is held right now: wait for one (a transaction holds at most one, so no cycle). */
+const WAIT_FOR_HEAD = prepared(
+  `SELECT chain, last_hash AS "lastHash",
+          ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text FROM generate_series(1, $2)) AS drawn
+     FROM audit_chain_heads WHERE chain = (SELECT chain FROM audit_chain_heads ORDER BY chain OFFSET $1 LIMIT 1)
+      FOR UPDATE`,
+);
+/** Raw insert: each id is part of its hashed content, so it must be the one drawn. */
+const APPEND_ROWS = prepared(
+  `WITH appended AS (
+     INSERT INTO audit_events
+       (id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash, chain)
+     SELECT id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details::jsonb, correlation_id,
+            prev_hash, hash, $12
+       FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                   $8::text[], $9::text[], $10::text[], $11::text[])
+         AS r(id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash)
+     RETURNING 1)
+   UPDATE audit_chain_heads SET last_id = $13, last_hash = $14 WHERE chain = $12`,
+);
+
+interface ChainHead {
+  chain: number;
+  lastHash: string;
+  drawn: string[];
+}
+
 interface PendingEntry {
   entry: AuditEntry;
   occurredAt: Date;
@@ -91,30 +128,14 @@ class AuditFlushSubscriber implements EntitySubscriberInterface {
     let head = state.chain;
     let drawn: string[];
     if (head) {
-      const [{ drawn: fresh }] = await runner.query<Array<{ drawn: string[] }>>(
-        `SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text FROM generate_series(1, $1)) AS drawn`,
-        [ids],
-      );
+      const [{ drawn: fresh }] = await runPrepared<{ drawn: string[] }>(runner, DRAW_IDS, [ids]);
       drawn = fresh;
     } else {
-      const free = await runner.query<Array<{ chain: number; lastHash: string; drawn: string[] }>>(
-        `SELECT chain, last_hash AS "lastHash",
-                ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text FROM generate_series(1, $1)) AS drawn
-           FROM audit_chain_heads ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED`,
-        [ids],
-      );
+      const free = await runPrepared<ChainHead>(runner, TAKE_FREE_HEAD, [ids]);
       const taken =
         free[0] ??
         // Every head is held right now: wait for one (a transaction holds at most one, so no cycle).
-        (
-          await runner.query<Array<{ chain: number; lastHash: string; drawn: string[] }>>(
-            `SELECT chain, last_hash AS "lastHash",
-                    ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'id'))::text FROM generate_series(1, $2)) AS drawn
-               FROM audit_chain_heads WHERE chain = (SELECT chain FROM audit_chain_heads ORDER BY chain OFFSET $1 LIMIT 1)
-                FOR UPDATE`,
-            [randomInt(AUDIT_CHAINS), ids],
-          )
-        )[0];
+        (await runPrepared<ChainHead>(runner, WAIT_FOR_HEAD, [randomInt(AUDIT_CHAINS), ids]))[0];
       if (!taken) throw new Error('audit_chain_heads holds no chain: run the migrations');
       head = { chain: taken.chain, lastHash: taken.lastHash };
       drawn = taken.drawn;
@@ -149,19 +170,7 @@ class AuditFlushSubscriber implements EntitySubscriberInterface {
       prevHash = hash;
     });
     // Raw insert: each id is part of its hashed content, so it must be the one drawn.
-    await runner.query(
-      `WITH appended AS (
-         INSERT INTO audit_events
-           (id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash, chain)
-         SELECT id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details::jsonb, correlation_id,
-                prev_hash, hash, $12
-           FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                       $8::text[], $9::text[], $10::text[], $11::text[])
-             AS r(id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash)
-         RETURNING 1)
-       UPDATE audit_chain_heads SET last_id = $13, last_hash = $14 WHERE chain = $12`,
-      [...columns, head.chain, drawn[drawn.length - 1], prevHash],
-    );
+    await runPrepared(runner, APPEND_ROWS, [...columns, head.chain, drawn[drawn.length - 1], prevHash]);
     state.chain = { chain: head.chain, lastHash: prevHash };
   }
 

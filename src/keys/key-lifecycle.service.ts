@@ -27,6 +27,7 @@ import { Vehicle } from '../vehicles/vehicle.entity.js';
 import { DigitalKey } from './digital-key.entity.js';
 import type { KeyView, TimelineEntry, TimelineResponse } from './dto/key-lifecycle.dto.js';
 import { carStateFor, transition, type KeyOperation } from './key-state-machine.js';
+import { prepared, runPrepared } from '../database/prepared.js';
 
 const AUDIT_ACTION: Record<KeyOperation, string> = {
   suspend: 'key.suspended',
@@ -63,6 +64,32 @@ export interface LifecycleScope {
   /** A car acts only on keys of its own key list. */
   vehicleId?: string;
 }
+
+/** The vehicle of a key, locked. */
+const LOCK_VEHICLE_OF_KEY = prepared(
+  `SELECT id, vin, vehicle_identifier AS "vehicleIdentifier" FROM vehicles
+        WHERE id = (SELECT vehicle_id FROM digital_keys WHERE key_identifier = $1)
+          FOR UPDATE`,
+);
+
+/** The key moves; SET_STATE for the car and the partner's notification, with their outbox rows. */
+const CHANGE_KEY = prepared(
+  `WITH changed AS (
+         UPDATE digital_keys SET state = $1, version = version + 1, updated_at = now()
+          WHERE id = $2
+      RETURNING version, updated_at),
+       ${commandCtes({ vehicleId: '$3', keyListDelta: '1', command: '$4', fields: '$5::jsonb', correlationId: '$6' })},
+       ${notificationCtes({
+         from: 'FROM changed',
+         partner: '$7',
+         keyIdentifier: '$8',
+         keyVersion: 'changed.version',
+         type: '$9',
+         payload: '$10::jsonb',
+         correlationId: '$6',
+       })}
+       SELECT changed.version, changed.updated_at AS "updatedAt", delivery.seq::text AS seq FROM changed, delivery`,
+);
 
 /**
  * Suspend, resume and terminate (PROTOCOL.md §5): every initiator goes through the same state
@@ -333,12 +360,7 @@ export class KeyLifecycleService {
     const absent = `key ${keyIdentifier} does not exist`;
     // Lock order everywhere: the vehicle row first, then its keys. The vehicle is found through
     // the key in the same statement; a key's vehicle never changes.
-    const [vehicle] = await manager.query<LockedVehicle[]>(
-      `SELECT id, vin, vehicle_identifier AS "vehicleIdentifier" FROM vehicles
-        WHERE id = (SELECT vehicle_id FROM digital_keys WHERE key_identifier = $1)
-          FOR UPDATE`,
-      [keyIdentifier],
-    );
+    const [vehicle] = await runPrepared<LockedVehicle>(manager, LOCK_VEHICLE_OF_KEY, [keyIdentifier]);
     if (!vehicle) throw new ProblemException('not-found', absent);
     const key = await manager.findOneOrFail(DigitalKey, {
       where: { keyIdentifier },
@@ -394,35 +416,18 @@ export class KeyLifecycleService {
     const from = key.state;
     // The key and vehicle rows are locked: one statement moves the key, queues SET_STATE for the
     // car and records the partner's notification, each with its outbox row.
-    const [updated] = await manager.query<Array<{ version: number; updatedAt: Date; seq: string }>>(
-      `WITH changed AS (
-         UPDATE digital_keys SET state = $1, version = version + 1, updated_at = now()
-          WHERE id = $2
-      RETURNING version, updated_at),
-       ${commandCtes({ vehicleId: '$3', keyListDelta: '1', command: '$4', fields: '$5::jsonb', correlationId: '$6' })},
-       ${notificationCtes({
-         from: 'FROM changed',
-         partner: '$7',
-         keyIdentifier: '$8',
-         keyVersion: 'changed.version',
-         type: '$9',
-         payload: '$10::jsonb',
-         correlationId: '$6',
-       })}
-       SELECT changed.version, changed.updated_at AS "updatedAt", delivery.seq::text AS seq FROM changed, delivery`,
-      [
-        result.to,
-        key.id,
-        vehicle.id,
-        'SET_STATE',
-        JSON.stringify({ keyId: key.keyIdentifier, state: carStateFor(result.to) }),
-        context.correlationId ?? null,
-        key.partner,
-        key.keyIdentifier,
-        NOTIFICATION[operation],
-        notificationPayload({ vehicleIdentifier: vehicle.vehicleIdentifier, state: result.to }),
-      ],
-    );
+    const [updated] = await runPrepared<{ version: number; updatedAt: Date; seq: string }>(manager, CHANGE_KEY, [
+      result.to,
+      key.id,
+      vehicle.id,
+      'SET_STATE',
+      JSON.stringify({ keyId: key.keyIdentifier, state: carStateFor(result.to) }),
+      context.correlationId ?? null,
+      key.partner,
+      key.keyIdentifier,
+      NOTIFICATION[operation],
+      notificationPayload({ vehicleIdentifier: vehicle.vehicleIdentifier, state: result.to }),
+    ]);
     outboxRowsWritten(manager);
     key.state = result.to;
     key.version = updated.version;

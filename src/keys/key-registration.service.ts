@@ -28,6 +28,7 @@ import { CommandOutboxService } from '../telematics/command-outbox.service.js';
 import { DigitalKey } from './digital-key.entity.js';
 import { KeyLifecycleService, type LockedVehicle } from './key-lifecycle.service.js';
 import type { KeyRegistrationResponse, PartnerKeyResponse, RegisterKeyDto } from './dto/key-registration.dto.js';
+import { prepared, runPrepared } from '../database/prepared.js';
 
 const LIVE_STATES = ['pending', 'active', 'suspended'] as const;
 const OWNER_ENTITLEMENTS = encodeEntitlements(ENTITLEMENT_PROFILES.OWNER);
@@ -65,12 +66,37 @@ function decodeChain(chain: string[]): Buffer[] {
  * chain against our own root, requires an open pairing session, records the key as pending,
  * signs the KTS receipt and sends ADD_KEY to the car. A refusal records nothing but an audit row.
  */
+/** Locks a vehicle by its identifier. */
+const LOCK_VEHICLE = prepared(
+  `SELECT id, vin, vehicle_identifier AS "vehicleIdentifier" FROM vehicles WHERE vehicle_identifier = $1 FOR UPDATE`,
+);
+
+/** The open pairing session of a vehicle and the OWNER profile. */
+const OWNER_SESSION_AND_PROFILE = prepared(
+  `SELECT (SELECT id FROM pairing_sessions
+                  WHERE vehicle_id = $1 AND status = 'open' AND expires_at > now()
+                  ORDER BY created_at DESC LIMIT 1) AS "sessionId",
+                (SELECT id FROM access_profiles WHERE name = 'OWNER') AS "ownerProfileId"`,
+);
+
+/** A pairing session that made its owner key. */
+const COMPLETE_SESSION = prepared(
+  `UPDATE pairing_sessions SET status = 'completed', owner_key_id = $2, updated_at = now() WHERE id = $1`,
+);
+
+/** A new key; nothing when its identifier is registered already. */
+const INSERT_PENDING_KEY = prepared(
+  `INSERT INTO digital_keys
+         (key_identifier, vehicle_id, role, state, version, partner, endpoint_certificate_pem, access_profile_id,
+          entitlements, owner_key_id, not_before, not_after)
+       VALUES ($1, $2, $3, 'pending', 1, $4, $5, $6, $7, $8, $9, $10)
+       ON CONFLICT (key_identifier) DO NOTHING
+    RETURNING id, version, created_at AS "createdAt"`,
+);
+
 /** Locks the vehicle row (lock order everywhere: the vehicle first, then its keys). */
 async function lockVehicle(manager: EntityManager, vehicleIdentifier: string): Promise<LockedVehicle> {
-  const [vehicle] = await manager.query<LockedVehicle[]>(
-    `SELECT id, vin, vehicle_identifier AS "vehicleIdentifier" FROM vehicles WHERE vehicle_identifier = $1 FOR UPDATE`,
-    [vehicleIdentifier],
-  );
+  const [vehicle] = await runPrepared<LockedVehicle>(manager, LOCK_VEHICLE, [vehicleIdentifier]);
   if (!vehicle) throw new ProblemException('not-found', `vehicle ${vehicleIdentifier} does not exist`);
   return vehicle;
 }
@@ -148,15 +174,10 @@ export class KeyRegistrationService {
     const key = await this.dataSource.transaction(async (manager) => {
       const vehicle = await lockVehicle(manager, dto.vehicleId);
       // After the lock, in their own statement, so they see what committed while it was awaited.
-      const [{ sessionId, ownerProfileId }] = await manager.query<
-        Array<{ sessionId: string | null; ownerProfileId: string | null }>
-      >(
-        `SELECT (SELECT id FROM pairing_sessions
-                  WHERE vehicle_id = $1 AND status = 'open' AND expires_at > now()
-                  ORDER BY created_at DESC LIMIT 1) AS "sessionId",
-                (SELECT id FROM access_profiles WHERE name = 'OWNER') AS "ownerProfileId"`,
-        [vehicle.id],
-      );
+      const [{ sessionId, ownerProfileId }] = await runPrepared<{
+        sessionId: string | null;
+        ownerProfileId: string | null;
+      }>(manager, OWNER_SESSION_AND_PROFILE, [vehicle.id]);
       const currentOwner = await manager.findOne(DigitalKey, {
         where: { vehicleId: vehicle.id, role: 'owner', state: In([...LIVE_STATES]) },
         lock: { mode: 'pessimistic_write' },
@@ -188,10 +209,7 @@ export class KeyRegistrationService {
         notBefore: endpoint.notBefore,
         notAfter: endpoint.notAfter,
       });
-      await manager.query(
-        `UPDATE pairing_sessions SET status = 'completed', owner_key_id = $2, updated_at = now() WHERE id = $1`,
-        [sessionId, created.id],
-      );
+      await runPrepared(manager, COMPLETE_SESSION, [sessionId, created.id]);
       await this.audit.append(manager, {
         actor: context.actor,
         action: 'key.registered',
@@ -221,13 +239,9 @@ export class KeyRegistrationService {
     },
   ): Promise<{ created: DigitalKey; seq: number }> {
     // One statement: a key already registered inserts nothing (and leaves the transaction usable).
-    const [inserted] = await manager.query<Array<{ id: string; version: number; createdAt: Date }>>(
-      `INSERT INTO digital_keys
-         (key_identifier, vehicle_id, role, state, version, partner, endpoint_certificate_pem, access_profile_id,
-          entitlements, owner_key_id, not_before, not_after)
-       VALUES ($1, $2, $3, 'pending', 1, $4, $5, $6, $7, $8, $9, $10)
-       ON CONFLICT (key_identifier) DO NOTHING
-    RETURNING id, version, created_at AS "createdAt"`,
+    const [inserted] = await runPrepared<{ id: string; version: number; createdAt: Date }>(
+      manager,
+      INSERT_PENDING_KEY,
       [
         endpoint.keyIdentifier,
         vehicle.id,

@@ -12,10 +12,38 @@ import { JOB_NAMES, deliveryBackoffMs, type DeliveryJobData } from '../telematic
 import { WORKER_REDIS } from '../telematics/telematics.tokens.js';
 import type { PartnerNotification } from './partner-notification.entity.js';
 import { signCompactJws } from '../protocol/crypto/compact-jws.js';
+import { prepared, runPrepared } from '../database/prepared.js';
 
 const CONCURRENCY = 16;
 
 class PartnerUnreachableError extends Error {}
+
+/** The open notifications of a job's key up to its version; the first claimed when it may go now. */
+const OPEN_AND_CLAIM_FIRST = prepared(
+  `WITH open AS (
+         SELECT n.id, n.partner, n.key_identifier AS "keyIdentifier", n.key_version AS "keyVersion", n.type,
+                n.payload, n.status, n.attempts, n.next_attempt_at AS "nextAttemptAt", n.last_error AS "lastError",
+                n.correlation_id AS "correlationId", n.created_at AS "createdAt"
+           FROM partner_notifications target
+           JOIN partner_notifications n
+             ON n.key_identifier = target.key_identifier AND n.key_version <= target.key_version
+            AND n.status IN ('pending', 'sending')
+          WHERE target.id = $1 AND target.status = 'pending'),
+       claimed AS (
+         UPDATE partner_notifications SET status = 'sending', next_attempt_at = $2, updated_at = now()
+          WHERE id = (SELECT id FROM open ORDER BY "keyVersion" LIMIT 1)
+            AND status = 'pending' AND (last_error IS NULL OR next_attempt_at <= now())
+      RETURNING id)
+       SELECT open.*, claimed.id IS NOT NULL AS claimed
+         FROM open LEFT JOIN claimed ON claimed.id = open.id
+        ORDER BY open."keyVersion"`,
+);
+
+/** A claimed notification the partner took. */
+const DELIVERED = prepared(
+  `UPDATE partner_notifications SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
+                  last_error = NULL, updated_at = now() WHERE id = $1 AND status = 'sending'`,
+);
 
 /**
  * Delivers notifications to Device OEM backends over mTLS (the server's client certificate;
@@ -67,26 +95,10 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
     // not overtake one another worker is sending. The first is claimed in the same statement
     // when it is pending and not waiting out a backoff (the common case: one, sent at once).
     const lease = this.lease();
-    const open = await this.dataSource.query<Array<PartnerNotification & { claimed: boolean }>>(
-      `WITH open AS (
-         SELECT n.id, n.partner, n.key_identifier AS "keyIdentifier", n.key_version AS "keyVersion", n.type,
-                n.payload, n.status, n.attempts, n.next_attempt_at AS "nextAttemptAt", n.last_error AS "lastError",
-                n.correlation_id AS "correlationId", n.created_at AS "createdAt"
-           FROM partner_notifications target
-           JOIN partner_notifications n
-             ON n.key_identifier = target.key_identifier AND n.key_version <= target.key_version
-            AND n.status IN ('pending', 'sending')
-          WHERE target.id = $1 AND target.status = 'pending'),
-       claimed AS (
-         UPDATE partner_notifications SET status = 'sending', next_attempt_at = $2, updated_at = now()
-          WHERE id = (SELECT id FROM open ORDER BY "keyVersion" LIMIT 1)
-            AND status = 'pending' AND (last_error IS NULL OR next_attempt_at <= now())
-      RETURNING id)
-       SELECT open.*, claimed.id IS NOT NULL AS claimed
-         FROM open LEFT JOIN claimed ON claimed.id = open.id
-        ORDER BY open."keyVersion"`,
-      [job.data.deliveryId, lease],
-    );
+    const open = await runPrepared<PartnerNotification & { claimed: boolean }>(this.dataSource, OPEN_AND_CLAIM_FIRST, [
+      job.data.deliveryId,
+      lease,
+    ]);
     if (open.length === 0) return;
     // The partner failed recently: one job per backoff period calls it, the others wait for that.
     if (!open[0].claimed && token && inBackoff(open[0])) await deferJob(job, token, open[0].nextAttemptAt);
@@ -150,11 +162,7 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
     try {
       const status = await this.post(`${base}/v1/notifications`, { notification: jws });
       if (status >= 200 && status < 300) {
-        await this.dataSource.query(
-          `UPDATE partner_notifications SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
-                  last_error = NULL, updated_at = now() WHERE id = $1 AND status = 'sending'`,
-          [notification.id],
-        );
+        await runPrepared(this.dataSource, DELIVERED, [notification.id]);
         this.logger.log({ msg: 'partner notified', ...log });
         return true;
       }

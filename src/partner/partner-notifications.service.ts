@@ -3,6 +3,7 @@ import type { EntityManager } from 'typeorm';
 import { outboxRowSql } from '../telematics/command-outbox.service.js';
 import { outboxRowsWritten } from '../telematics/outbox-wake.js';
 import type { PartnerNotificationType } from './partner-notification.entity.js';
+import { prepared, runPrepared } from '../database/prepared.js';
 
 export interface NotificationRequest {
   partner: string;
@@ -53,6 +54,19 @@ export function notificationCtes(sql: NotificationSql): string {
      notification_outbox AS (${outboxRowSql('partner-notification', 'id', sql.correlationId)} FROM notification)`;
 }
 
+const ENQUEUE_NOTIFICATION = prepared(
+  `WITH ${notificationCtes({
+    from: '',
+    partner: '$1',
+    keyIdentifier: '$2',
+    keyVersion: '$3::integer',
+    type: '$4',
+    payload: '$5::jsonb',
+    correlationId: '$6',
+  })}
+   SELECT id FROM notification`,
+);
+
 /**
  * Records a notification for the Device OEM partner that owns a key, inside the transaction of
  * the state change it reports, with its outbox row, in one statement; the worker delivers it.
@@ -60,26 +74,14 @@ export function notificationCtes(sql: NotificationSql): string {
 @Injectable()
 export class PartnerNotificationsService {
   async enqueue(manager: EntityManager, request: NotificationRequest): Promise<string> {
-    const [row] = await manager.query<Array<{ id: string }>>(
-      `WITH ${notificationCtes({
-        from: '',
-        partner: '$1',
-        keyIdentifier: '$2',
-        keyVersion: '$3::integer',
-        type: '$4',
-        payload: '$5::jsonb',
-        correlationId: '$6',
-      })}
-       SELECT id FROM notification`,
-      [
-        request.partner,
-        request.keyIdentifier,
-        request.keyVersion,
-        request.type,
-        notificationPayload(request),
-        request.correlationId ?? null,
-      ],
-    );
+    const [row] = await runPrepared<{ id: string }>(manager, ENQUEUE_NOTIFICATION, [
+      request.partner,
+      request.keyIdentifier,
+      request.keyVersion,
+      request.type,
+      notificationPayload(request),
+      request.correlationId ?? null,
+    ]);
     outboxRowsWritten(manager);
     return row.id;
   }

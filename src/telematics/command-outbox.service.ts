@@ -4,6 +4,7 @@ import { Delivery, type CommandFields } from './delivery.entity.js';
 import type { OutboxTopic } from './outbox-message.entity.js';
 import { outboxRowsWritten } from './outbox-wake.js';
 import type { TelematicsCommandName } from '../protocol/telematics-messages.js';
+import { prepared, runPrepared } from '../database/prepared.js';
 
 /**
  * The part of a statement that writes the outbox row of a delivery or notification (the SQL
@@ -66,26 +67,21 @@ export interface QueuedDeliveryRow {
  * Records a command for a car inside the caller's transaction, in one statement (see
  * `commandCtes`). Nothing here touches Redis.
  */
+const ENQUEUE_COMMAND = prepared(
+  `WITH ${commandCtes({ vehicleId: '$1', keyListDelta: '$2', command: '$3', fields: '$4::jsonb', correlationId: '$5' })}
+   SELECT ${QUEUED_DELIVERY_COLUMNS} FROM delivery`,
+);
+
 @Injectable()
 export class CommandOutboxService {
   async enqueue(manager: EntityManager, request: VehicleCommandRequest): Promise<Delivery> {
-    const [queued] = await manager.query<QueuedDeliveryRow[]>(
-      `WITH ${commandCtes({
-        vehicleId: '$1',
-        keyListDelta: '$2',
-        command: '$3',
-        fields: '$4::jsonb',
-        correlationId: '$5',
-      })}
-       SELECT ${QUEUED_DELIVERY_COLUMNS} FROM delivery`,
-      [
-        request.vehicleId,
-        request.changesKeyList ? 1 : 0,
-        request.command,
-        JSON.stringify(request.fields ?? {}),
-        request.correlationId ?? null,
-      ],
-    );
+    const [queued] = await runPrepared<QueuedDeliveryRow>(manager, ENQUEUE_COMMAND, [
+      request.vehicleId,
+      request.changesKeyList ? 1 : 0,
+      request.command,
+      JSON.stringify(request.fields ?? {}),
+      request.correlationId ?? null,
+    ]);
     if (!queued) throw new Error(`vehicle ${request.vehicleId} vanished inside its transaction`);
     outboxRowsWritten(manager);
     return manager.create(Delivery, {

@@ -20,6 +20,7 @@ import {
 } from '../protocol/telematics-messages.js';
 import { RevocationRelayService } from '../partner/revocation-relay.service.js';
 import { verifyCompactJws } from '../protocol/crypto/compact-jws.js';
+import { prepared, runPrepared } from '../database/prepared.js';
 
 /** Terminated keys a full SYNC names besides the live ones: the most recent (the car's deny-list keeps older ones). */
 const SYNC_TERMINATED_KEYS = 50;
@@ -43,6 +44,16 @@ function deliveryColumns(d = ''): string {
 }
 const DELIVERY_COLUMNS = deliveryColumns();
 
+type OpenForJobRow = Omit<DeliveryRow, 'id'> & {
+  id: string | null;
+  vehicle: string;
+  vin: string;
+  vehicleIdentifier: string;
+  telematicsUrl: string;
+  publicKeyPem: string;
+  targetSeq: string;
+};
+
 /** A car a command goes to, with what sending and acknowledging need of it. */
 export type CommandTarget = AckingVehicle & Pick<Vehicle, 'telematicsUrl'>;
 
@@ -56,6 +67,67 @@ const SETTLED_NOTIFICATION: Record<'active' | 'terminated', PartnerNotificationT
   active: 'KEY_ACTIVATED',
   terminated: 'KEY_TERMINATED',
 };
+
+/** What an ack moves on the vehicle; locks it. */
+const RECORD_ACK_AT_VEHICLE = prepared(
+  `UPDATE vehicles
+            SET acked_seq = GREATEST(acked_seq, $2),
+                acked_key_list_version = GREATEST(acked_key_list_version, $3),
+                acked_key_list_digest = CASE WHEN $2 >= acked_seq THEN $4 ELSE acked_key_list_digest END,
+                last_seen_at = now()
+          WHERE id = $1
+      RETURNING last_seq::text AS "lastSeq", key_list_mismatch_since IS NOT NULL AS flagged`,
+);
+
+/** Acks a delivery once; no row when it was acked already. */
+const ACK_DELIVERY = prepared(
+  `UPDATE deliveries SET status = 'acked', acked_at = $3, ack_key_list_digest = $4, last_error = NULL,
+                updated_at = now()
+          WHERE vehicle_id = $1 AND seq = $2 AND status <> 'acked'
+      RETURNING ${DELIVERY_COLUMNS}`,
+);
+
+/** The key moves on and the partner's notification is recorded with it. */
+const SETTLE_KEY = prepared(
+  `WITH settled AS (
+         UPDATE digital_keys SET state = $4, version = version + 1, updated_at = now()
+          WHERE vehicle_id = $1 AND key_identifier = $2 AND state = $3
+      RETURNING partner, version),
+       ${notificationCtes({
+         from: 'FROM settled',
+         partner: 'settled.partner',
+         keyIdentifier: 'CAST($2 AS varchar)',
+         keyVersion: 'settled.version',
+         type: '$5',
+         payload: '$6::jsonb',
+         correlationId: '$7',
+       })}
+       SELECT partner, version FROM settled`,
+);
+
+/** The keys a car's digest covers. */
+const LIVE_KEYS = prepared(
+  `SELECT key_identifier AS "keyId", state FROM digital_keys
+        WHERE vehicle_id = $1 AND state IN ('active', 'suspended')`,
+);
+
+/** A delivery job's car and its open deliveries up to the job's. */
+const OPEN_FOR_JOB = prepared(
+  `SELECT v.id AS vehicle, v.vin, v.vehicle_identifier AS "vehicleIdentifier", v.telematics_url AS "telematicsUrl",
+              v.public_key_pem AS "publicKeyPem", t.seq::text AS "targetSeq", ${deliveryColumns('d')}
+         FROM deliveries t
+         JOIN vehicles v ON v.id = t.vehicle_id
+         LEFT JOIN deliveries d ON d.vehicle_id = t.vehicle_id AND d.seq <= t.seq AND d.status IN ('pending', 'sent')
+        WHERE t.id = $1 AND t.status IN ('pending', 'sent')
+        ORDER BY d.seq`,
+);
+
+/** A car's open deliveries up to a seq, oldest first. */
+const OPEN_UP_TO = prepared(
+  `SELECT ${DELIVERY_COLUMNS} FROM deliveries
+        WHERE vehicle_id = $1 AND seq <= $2 AND status IN ('pending', 'sent')
+        ORDER BY deliveries.seq`,
+);
 
 /**
  * The record of what each car has received: acks are verified against the car's own key and
@@ -122,25 +194,20 @@ export class DeliveryLedgerService {
     const ack = payload;
     return this.dataSource.transaction(async (manager) => {
       // Lock order everywhere: vehicle row first, then its keys, sessions and deliveries.
-      const [updated] = await manager.query<[Array<{ lastSeq: string; flagged: boolean }>, number]>(
-        `UPDATE vehicles
-            SET acked_seq = GREATEST(acked_seq, $2),
-                acked_key_list_version = GREATEST(acked_key_list_version, $3),
-                acked_key_list_digest = CASE WHEN $2 >= acked_seq THEN $4 ELSE acked_key_list_digest END,
-                last_seen_at = now()
-          WHERE id = $1
-      RETURNING last_seq::text AS "lastSeq", key_list_mismatch_since IS NOT NULL AS flagged`,
-        [vehicle.id, ack.seq, ack.keyListVersion, ack.keyListDigest],
-      );
+      const updated = await runPrepared<{ lastSeq: string; flagged: boolean }>(manager, RECORD_ACK_AT_VEHICLE, [
+        vehicle.id,
+        ack.seq,
+        ack.keyListVersion,
+        ack.keyListDigest,
+      ]);
       // One UPDATE of the delivery, which also tells a first ack from a repeated one.
       const ackedAt = new Date();
-      const [rows] = await manager.query<[DeliveryRow[], number]>(
-        `UPDATE deliveries SET status = 'acked', acked_at = $3, ack_key_list_digest = $4, last_error = NULL,
-                updated_at = now()
-          WHERE vehicle_id = $1 AND seq = $2 AND status <> 'acked'
-      RETURNING ${DELIVERY_COLUMNS}`,
-        [vehicle.id, ack.seq, ackedAt, ack.keyListDigest],
-      );
+      const rows = await runPrepared<DeliveryRow>(manager, ACK_DELIVERY, [
+        vehicle.id,
+        ack.seq,
+        ackedAt,
+        ack.keyListDigest,
+      ]);
       if (!rows[0]) {
         const [existing] = await manager.query<DeliveryRow[]>(
           `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE vehicle_id = $1 AND seq = $2`,
@@ -216,31 +283,15 @@ export class DeliveryLedgerService {
     },
   ): Promise<boolean> {
     // One statement: the key moves on and the partner's notification is recorded with it.
-    const rows = await manager.query<Array<{ partner: string; version: number }>>(
-      `WITH settled AS (
-         UPDATE digital_keys SET state = $4, version = version + 1, updated_at = now()
-          WHERE vehicle_id = $1 AND key_identifier = $2 AND state = $3
-      RETURNING partner, version),
-       ${notificationCtes({
-         from: 'FROM settled',
-         partner: 'settled.partner',
-         keyIdentifier: 'CAST($2 AS varchar)',
-         keyVersion: 'settled.version',
-         type: '$5',
-         payload: '$6::jsonb',
-         correlationId: '$7',
-       })}
-       SELECT partner, version FROM settled`,
-      [
-        vehicle.id,
-        keyId,
-        step.from,
-        step.to,
-        SETTLED_NOTIFICATION[step.to],
-        notificationPayload({ vehicleIdentifier: vehicle.vehicleIdentifier, state: step.to }),
-        correlationId,
-      ],
-    );
+    const rows = await runPrepared<{ partner: string; version: number }>(manager, SETTLE_KEY, [
+      vehicle.id,
+      keyId,
+      step.from,
+      step.to,
+      SETTLED_NOTIFICATION[step.to],
+      notificationPayload({ vehicleIdentifier: vehicle.vehicleIdentifier, state: step.to }),
+      correlationId,
+    ]);
     const key = rows[0];
     if (!key) return false;
     outboxRowsWritten(manager);
@@ -285,11 +336,7 @@ export class DeliveryLedgerService {
     flagged: boolean,
   ): Promise<void> {
     // The common case is a match: compare on ids and states only, fetch what a SYNC needs on a mismatch.
-    const live = await manager.query<Array<{ keyId: string; state: string }>>(
-      `SELECT key_identifier AS "keyId", state FROM digital_keys
-        WHERE vehicle_id = $1 AND state IN ('active', 'suspended')`,
-      [vehicle.id],
-    );
+    const live = await runPrepared<{ keyId: string; state: string }>(manager, LIVE_KEYS, [vehicle.id]);
     const expected = keyListDigest(live);
     if (expected === ack.keyListDigest) {
       if (!flagged) return;
@@ -350,28 +397,7 @@ export class DeliveryLedgerService {
    * deliveries up to that one, oldest first. Undefined when that delivery is no longer open.
    */
   async openForJob(deliveryId: string): Promise<{ vehicle: CommandTarget; seq: number; open: Delivery[] } | undefined> {
-    const rows = await this.dataSource.query<
-      Array<
-        Omit<DeliveryRow, 'id'> & {
-          id: string | null;
-          vehicle: string;
-          vin: string;
-          vehicleIdentifier: string;
-          telematicsUrl: string;
-          publicKeyPem: string;
-          targetSeq: string;
-        }
-      >
-    >(
-      `SELECT v.id AS vehicle, v.vin, v.vehicle_identifier AS "vehicleIdentifier", v.telematics_url AS "telematicsUrl",
-              v.public_key_pem AS "publicKeyPem", t.seq::text AS "targetSeq", ${deliveryColumns('d')}
-         FROM deliveries t
-         JOIN vehicles v ON v.id = t.vehicle_id
-         LEFT JOIN deliveries d ON d.vehicle_id = t.vehicle_id AND d.seq <= t.seq AND d.status IN ('pending', 'sent')
-        WHERE t.id = $1 AND t.status IN ('pending', 'sent')
-        ORDER BY d.seq`,
-      [deliveryId],
-    );
+    const rows = await runPrepared<OpenForJobRow>(this.dataSource, OPEN_FOR_JOB, [deliveryId]);
     const first = rows[0];
     if (!first) return undefined;
     return {
@@ -389,12 +415,7 @@ export class DeliveryLedgerService {
 
   /** Open deliveries of a vehicle up to and including `seq`, oldest first: what must reach the car in order. */
   async openUpTo(vehicleId: string, seq: number): Promise<Delivery[]> {
-    const rows = await this.dataSource.query<DeliveryRow[]>(
-      `SELECT ${DELIVERY_COLUMNS} FROM deliveries
-        WHERE vehicle_id = $1 AND seq <= $2 AND status IN ('pending', 'sent')
-        ORDER BY deliveries.seq`,
-      [vehicleId, seq],
-    );
+    const rows = await runPrepared<DeliveryRow>(this.dataSource, OPEN_UP_TO, [vehicleId, seq]);
     return rows.map(deliveryFromRow);
   }
 

@@ -8,9 +8,17 @@ import { OUTBOX_ROUTES } from './delivery-policy.js';
 import { DELIVERY_QUEUES, WORKER_REDIS } from './telematics.tokens.js';
 import type { DeliveryQueues } from './delivery-queue.js';
 import type { OutboxTopic } from './outbox-message.entity.js';
+import { prepared, runPrepared } from '../database/prepared.js';
 
 const BATCH = 200;
 const MAX_FAILURE_BACKOFF_MS = 5_000;
+
+/** Claims and marks a batch of unpublished rows; the transaction's rollback unmarks them. */
+const CLAIM_BATCH = prepared(
+  `UPDATE outbox SET published_at = now()
+          WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+      RETURNING id, topic, delivery_id AS "deliveryId", correlation_id AS "correlationId", created_at AS at`,
+);
 
 /**
  * Moves outbox rows to BullMQ (job id = outbox id, so a row published twice is one job) and
@@ -54,14 +62,13 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
   async relayOnce(): Promise<number> {
     return this.dataSource.transaction(async (manager) => {
       // Claim and mark in one statement; if Redis refuses the jobs, the rollback unmarks them.
-      const [rows] = await manager.query<
-        [Array<{ id: string; topic: OutboxTopic; deliveryId: string; correlationId: string | null; at: Date }>, number]
-      >(
-        `UPDATE outbox SET published_at = now()
-          WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-      RETURNING id, topic, delivery_id AS "deliveryId", correlation_id AS "correlationId", created_at AS at`,
-        [BATCH],
-      );
+      const rows = await runPrepared<{
+        id: string;
+        topic: OutboxTopic;
+        deliveryId: string;
+        correlationId: string | null;
+        at: Date;
+      }>(manager, CLAIM_BATCH, [BATCH]);
       if (rows.length === 0) return 0;
       rows.sort((a, b) => a.at.getTime() - b.at.getTime());
       for (const topic of Object.keys(OUTBOX_ROUTES) as OutboxTopic[]) {

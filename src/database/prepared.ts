@@ -1,0 +1,43 @@
+import { createHash } from 'node:crypto';
+import type { Pool, PoolClient } from 'pg';
+import { EntityManager, type DataSource } from 'typeorm';
+
+/**
+ * A statement PostgreSQL parses and plans once per connection: a named prepared statement. The
+ * hot paths' statements (CTEs with several parts) cost the server far more to plan than to run:
+ * measured on this machine, one of them took 320 µs of server CPU per execution unnamed and 70 µs
+ * prepared. TypeORM sends every query unnamed, so these go to the `pg` connection directly.
+ */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+/** The name is derived from the text, so two call sites with the same SQL share one statement. */
+export function prepared(text: string): PreparedStatement {
+  return { name: `dks_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
+}
+
+interface PgQueryable {
+  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+}
+
+/**
+ * Runs `statement` and returns its rows: inside the caller's transaction when `on` is an
+ * EntityManager of one, else on a pooled connection.
+ */
+export async function runPrepared<T>(
+  on: EntityManager | DataSource,
+  statement: PreparedStatement,
+  values: unknown[],
+): Promise<T[]> {
+  const manager = on instanceof EntityManager ? on : undefined;
+  const runner = manager?.queryRunner;
+  const dataSource = manager ? manager.dataSource : (on as DataSource);
+  const connection: PgQueryable =
+    runner && !runner.isReleased
+      ? await (runner as unknown as { connect(): Promise<PoolClient> }).connect()
+      : (dataSource.driver as unknown as { master: Pool }).master;
+  const result = await connection.query({ name: statement.name, text: statement.text, values });
+  return result.rows as T[];
+}
