@@ -65,6 +65,16 @@ export interface LifecycleScope {
   vehicleId?: string;
 }
 
+/** A key, locked, with every column of the entity. */
+const LOCK_KEY = prepared(
+  `SELECT id, key_identifier AS "keyIdentifier", vehicle_id AS "vehicleId", role, state, version, partner,
+          endpoint_certificate_pem AS "endpointCertificatePem", access_profile_id AS "accessProfileId", entitlements,
+          owner_key_id AS "ownerKeyId", not_before AS "notBefore", not_after AS "notAfter", created_at AS "createdAt",
+          updated_at AS "updatedAt"
+     FROM digital_keys WHERE key_identifier = $1
+      FOR UPDATE`,
+);
+
 /** The vehicle of a key, locked. */
 const LOCK_VEHICLE_OF_KEY = prepared(
   `SELECT id, vin, vehicle_identifier AS "vehicleIdentifier" FROM vehicles
@@ -362,10 +372,9 @@ export class KeyLifecycleService {
     // the key in the same statement; a key's vehicle never changes.
     const [vehicle] = await runPrepared<LockedVehicle>(manager, LOCK_VEHICLE_OF_KEY, [keyIdentifier]);
     if (!vehicle) throw new ProblemException('not-found', absent);
-    const key = await manager.findOneOrFail(DigitalKey, {
-      where: { keyIdentifier },
-      lock: { mode: 'pessimistic_write' },
-    });
+    const [row] = await runPrepared<DigitalKey>(manager, LOCK_KEY, [keyIdentifier]);
+    if (!row) throw new ProblemException('not-found', absent);
+    const key = manager.create(DigitalKey, row);
     if (
       (scope.partner !== undefined && key.partner !== scope.partner) ||
       (scope.vehicleId !== undefined && key.vehicleId !== scope.vehicleId)
