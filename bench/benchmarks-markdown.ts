@@ -41,7 +41,7 @@ export function renderBenchmarks(report: BenchmarksReport): string {
     '# Benchmarks',
     '',
     `Run of \`npm run bench${report.quick ? ' -- --quick' : ''}\` on ${report.date}, on a shared and noisy machine` +
-      ' (other work ran at the same time), so figures move between runs; each floor was measured in the same run.',
+      ' (its host is shared with other machines), so figures move between runs; each floor was measured in the same run.',
     '',
     `${checked - missed} of ${checked} targets met${report.quick ? ' (quick mode: short runs, a smoke test)' : ''}.`,
     ...(report.skipped.length > 0
