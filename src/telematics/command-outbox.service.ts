@@ -24,7 +24,7 @@ export interface VehicleCommandRequest {
   correlationId?: string | null;
 }
 
-/** SQL expressions (placeholders, literals or columns) naming what `commandCtes` writes. */
+/** SQL expressions (`$n` parameters, literals or columns) naming what `commandCtes` writes. */
 export interface CommandSql {
   vehicleId: string;
   /** 1 when the command changes the car's key list (the vehicle's key-list version moves), else 0. */
