@@ -6,6 +6,8 @@ import { createPkiSet, type PkiSet } from '../../pki/dev-pki.js';
 import { NOTIFICATION_JWS_TYPE } from '../../protocol/telematics-messages.js';
 import {
   DeviceOemBackend,
+  type DeviceOemBackendOptions,
+  type DeviceOemSnapshot,
   type KeyNotification,
   type KeyNotificationType,
   type ManagedDevice,
@@ -37,8 +39,8 @@ describe('DeviceOemBackend: notifications from the Vehicle OEM server', () => {
     await Promise.all(backends.map((backend) => backend.close()));
   });
 
-  async function startBackend(pinned = true): Promise<{ backend: DeviceOemBackend; port: number }> {
-    const backend = new DeviceOemBackend({
+  function options(pinned = true): DeviceOemBackendOptions {
+    return {
       serverCertPem: set.deviceOemServerCert,
       serverKeyPem: set.deviceOemServerKey,
       clientCertPem: set.deviceOemClientCert,
@@ -47,7 +49,14 @@ describe('DeviceOemBackend: notifications from the Vehicle OEM server', () => {
       vehicleOemBaseUrl: 'https://127.0.0.1:9',
       ...(pinned ? { ktsPublicKeyPem: set.ktsPublicKey } : {}),
       port: 0,
-    });
+    };
+  }
+
+  async function startBackend(
+    pinned = true,
+    extra: Partial<DeviceOemBackendOptions> = {},
+  ): Promise<{ backend: DeviceOemBackend; port: number }> {
+    const backend = new DeviceOemBackend({ ...options(pinned), ...extra });
     backends.push(backend);
     return { backend, port: await backend.listen() };
   }
@@ -145,6 +154,47 @@ describe('DeviceOemBackend: notifications from the Vehicle OEM server', () => {
       ['KEY_RESUMED', 'stale'],
       ['ACCESS_PROFILE_CHANGED', 'applied'],
     ]);
+  });
+
+  it('keeps its logs bounded and remembers a bounded window of events per key, across a snapshot', async () => {
+    const { backend, port } = await startBackend(true, { history: 3 });
+    const phone = new RecordingDevice();
+    backend.enrollDevice(phone, [KEY_ID]);
+    const sent: KeyNotification[] = [];
+    for (let version = 1; version <= 40; version++) {
+      const notification = message('ACCESS_PROFILE_CHANGED', version);
+      sent.push(notification);
+      expect(await post(port, { notification: await sign(notification) })).toBe(202);
+    }
+    expect(phone.applied).toEqual(sent);
+    for (const log of [backend.calls, backend.notifications, backend.received]) {
+      expect(log.length).toBeGreaterThanOrEqual(3);
+      expect(log.length).toBeLessThan(6);
+    }
+    expect(backend.received.at(-1)?.notification).toEqual(sent[39]);
+
+    // A repeat of a recent event is a duplicate; one of an event beyond the window is still dropped, as stale.
+    expect(await post(port, { notification: await sign(sent[39]) })).toBe(202);
+    expect(await post(port, { notification: await sign(sent[0]) })).toBe(202);
+    expect(backend.received.slice(-2).map((entry) => entry.disposition)).toEqual(['duplicate', 'stale']);
+    expect(phone.applied).toHaveLength(40);
+
+    // A backend started again from the snapshot remembers the same.
+    const snapshot = JSON.parse(JSON.stringify(backend.toSnapshot())) as DeviceOemSnapshot;
+    expect(snapshot.keys[KEY_ID].version).toBe(40);
+    expect(snapshot.keys[KEY_ID].events.length).toBeLessThanOrEqual(32);
+    let taken: string | undefined;
+    const again = await startBackend(true, { history: 0, onNotification: (entry) => (taken = entry.disposition) });
+    again.backend.restoreSnapshot(snapshot);
+    expect(await post(again.port, { notification: await sign(sent[39]) })).toBe(202);
+    expect(taken).toBe('duplicate');
+    expect(await post(again.port, { notification: await sign(message('KEY_RESUMED', 39)) })).toBe(202);
+    expect(taken).toBe('stale');
+    // history 0 keeps no log at all.
+    expect([again.backend.calls, again.backend.notifications, again.backend.received].map((log) => log.length)).toEqual(
+      [0, 0, 0],
+    );
+    expect(() => new DeviceOemBackend({ ...options(), history: -1 })).toThrow(RangeError);
   });
 
   it('holds pushes for a phone out of reach and delivers them in order when it is back; keys nobody holds are only recorded', async () => {

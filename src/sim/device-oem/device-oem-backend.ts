@@ -51,6 +51,12 @@ export interface DeviceOemBackendOptions {
   port?: number;
   /** Called after a verified notification was taken (applied, held, or dropped as a repeat). */
   onNotification?: (received: ReceivedNotification) => void;
+  /**
+   * How many entries each log (`calls`, `notifications`, `received`) keeps: at least the newest
+   * `history`, at most twice that (older ones are dropped in batches). 0 keeps none, for
+   * long-running load. Default 10 000.
+   */
+  history?: number;
 }
 
 export interface PartnerResponse<T> {
@@ -163,14 +169,28 @@ interface DeviceRecord {
 /** What the backend knows, for persistence: phones (reach, keys, held pushes) and the notifications taken. */
 export interface DeviceOemSnapshot {
   devices: Array<{ deviceId: string; reachable: boolean; keys: string[]; pending: KeyNotification[] }>;
-  seenEvents: string[];
-  keyVersions: Record<string, number>;
+  /** Per key: the newest `keyVersion` taken and the `eventId`s of its most recent notifications. */
+  keys: Record<string, { version: number; events: string[] }>;
+}
+
+/** What the backend remembers of one key's notifications, to drop repeats and what is overtaken. */
+interface KeyNotificationState {
+  version: number;
+  /** The most recent `eventId`s taken for the key, oldest first, at most `EVENTS_PER_KEY`. */
+  events: string[];
 }
 
 /** The backend refused an inbound notification (answered 400). */
 class NotificationRefusal extends Error {}
 
 const MAX_BODY = 64 * 1024;
+/**
+ * How many `eventId`s of one key the backend remembers: a repeat of any of them is a `duplicate`;
+ * an older one it has forgotten is still dropped, as `stale`, since its `keyVersion` is behind.
+ */
+const EVENTS_PER_KEY = 32;
+/** Default length of each log (`calls`, `notifications`, `received`). */
+const DEFAULT_HISTORY = 10_000;
 const KEY_ID = /^[0-9a-f]{12,16}$/;
 
 /**
@@ -184,10 +204,11 @@ const KEY_ID = /^[0-9a-f]{12,16}$/;
  * for the key (both → 202), and pushes the rest, holding them for a phone out of reach.
  */
 export class DeviceOemBackend {
+  /** Calls both ways, newest last (bounded by `history`). */
   readonly calls: DeviceOemCall[] = [];
-  /** Every notification body answered 2xx, as received. */
+  /** Notification bodies answered 2xx, as received, newest last (bounded by `history`). */
   readonly notifications: unknown[] = [];
-  /** Every verified notification and what the backend did with it, in arrival order. */
+  /** Verified notifications and what the backend did with each, in arrival order (bounded by `history`). */
   readonly received: ReceivedNotification[] = [];
   /** Invitation mailboxes for sharing (§7 step 1): ciphertext only. */
   readonly invitations: InvitationRelay;
@@ -197,8 +218,8 @@ export class DeviceOemBackend {
   readonly #ktsKey: KeyObject | undefined;
   readonly #devices = new Map<string, DeviceRecord>();
   readonly #holders = new Map<string, string>();
-  readonly #seenEvents = new Set<string>();
-  readonly #keyVersions = new Map<string, number>();
+  readonly #keyNotifications = new Map<string, KeyNotificationState>();
+  readonly #history: number;
 
   /**
    * The backend with the identities of a PKI set (`npm run pki:dev` or a test PKI): its server and
@@ -232,6 +253,9 @@ export class DeviceOemBackend {
 
   constructor(private readonly options: DeviceOemBackendOptions) {
     this.#ktsKey = options.ktsPublicKeyPem ? createPublicKey(options.ktsPublicKeyPem) : undefined;
+    this.#history = options.history ?? DEFAULT_HISTORY;
+    if (!Number.isSafeInteger(this.#history) || this.#history < 0)
+      throw new RangeError('history must be a non-negative integer');
     this.invitations = new InvitationRelay(options.clock);
     this.shareBaseUrl = options.shareBaseUrl ?? 'https://wallet.device-oem.example';
     this.agent = new Agent({
@@ -332,8 +356,12 @@ export class DeviceOemBackend {
         keys: [...record.keys],
         pending: [...record.pending],
       })),
-      seenEvents: [...this.#seenEvents],
-      keyVersions: Object.fromEntries(this.#keyVersions),
+      keys: Object.fromEntries(
+        [...this.#keyNotifications].map(([keyId, state]) => [
+          keyId,
+          { version: state.version, events: [...state.events] },
+        ]),
+      ),
     };
   }
 
@@ -349,9 +377,10 @@ export class DeviceOemBackend {
       record.pending.splice(0, record.pending.length, ...saved.pending.filter(isKeyNotification));
       record.reachable = saved.reachable;
     }
-    for (const eventId of snapshot.seenEvents) this.#seenEvents.add(eventId);
-    for (const [keyId, version] of Object.entries(snapshot.keyVersions)) {
-      if (Number.isSafeInteger(version)) this.#keyVersions.set(keyId, version);
+    for (const [keyId, saved] of Object.entries(snapshot.keys ?? {})) {
+      if (!Number.isSafeInteger(saved?.version) || !Array.isArray(saved.events)) continue;
+      const events = saved.events.filter((eventId) => typeof eventId === 'string').slice(-EVENTS_PER_KEY);
+      this.#keyNotifications.set(keyId, { version: saved.version, events });
     }
   }
 
@@ -445,7 +474,7 @@ export class DeviceOemBackend {
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
           res.on('end', () => {
             const status = res.statusCode ?? 0;
-            this.calls.push({
+            this.#log(this.calls, {
               direction: 'outbound',
               method,
               path,
@@ -465,7 +494,7 @@ export class DeviceOemBackend {
         },
       );
       req.on('error', (error) => {
-        this.calls.push({
+        this.#log(this.calls, {
           direction: 'outbound',
           method,
           path,
@@ -494,7 +523,7 @@ export class DeviceOemBackend {
     const started = Date.now();
     const peer = (req.socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
     const finish = (status: number, body: unknown, outcome?: string) => {
-      this.calls.push({
+      this.#log(this.calls, {
         direction: 'inbound',
         method: req.method ?? '',
         path: req.url ?? '',
@@ -524,7 +553,7 @@ export class DeviceOemBackend {
       // A refusal thrown by #accept becomes the rejection.
       new Promise<NotificationDisposition | undefined>((resolve) => resolve(this.#accept(body))).then(
         (disposition) => {
-          this.notifications.push(body);
+          this.#log(this.notifications, body);
           finish(202, { accepted: true, ...(disposition ? { disposition } : {}) }, disposition ?? 'recorded');
         },
         (error: unknown) => {
@@ -535,6 +564,13 @@ export class DeviceOemBackend {
         },
       );
     });
+  }
+
+  /** Appends to a log, keeping between `history` and twice `history` of the newest entries. */
+  #log<T>(log: T[], entry: T): void {
+    if (this.#history === 0) return;
+    log.push(entry);
+    if (log.length >= 2 * this.#history) log.splice(0, log.length - this.#history);
   }
 
   /**
@@ -564,22 +600,29 @@ export class DeviceOemBackend {
         ...(deviceId === undefined ? {} : { deviceId }),
         at: new Date().toISOString(),
       };
-      this.received.push(received);
+      this.#log(this.received, received);
       this.options.onNotification?.(received);
       return disposition;
     };
     // From here on nothing awaits: the checks and the updates below cannot interleave with another request.
-    if (this.#seenEvents.has(notification.eventId)) return record('duplicate');
-    // Equal versions are not stale: a change that keeps the state (ACCESS_PROFILE_CHANGED) may reuse it.
-    const latest = this.#keyVersions.get(notification.keyId);
-    const taken = (): void => {
-      this.#seenEvents.add(notification.eventId);
-      this.#keyVersions.set(notification.keyId, Math.max(latest ?? notification.keyVersion, notification.keyVersion));
+    const known = this.#keyNotifications.get(notification.keyId);
+    if (known?.events.includes(notification.eventId)) return record('duplicate');
+    const remember = (): KeyNotificationState => {
+      const state = known ?? { version: notification.keyVersion, events: [] };
+      if (!known) this.#keyNotifications.set(notification.keyId, state);
+      state.events.push(notification.eventId);
+      if (state.events.length > EVENTS_PER_KEY) state.events.shift();
+      return state;
     };
-    if (latest !== undefined && notification.keyVersion < latest) {
-      this.#seenEvents.add(notification.eventId);
+    // Equal versions are not stale: a change that keeps the state (ACCESS_PROFILE_CHANGED) may reuse it.
+    if (known && notification.keyVersion < known.version) {
+      remember();
       return record('stale');
     }
+    const taken = (): void => {
+      const state = remember();
+      state.version = Math.max(state.version, notification.keyVersion);
+    };
     const deviceId = this.#holders.get(notification.keyId);
     const device = deviceId === undefined ? undefined : this.#devices.get(deviceId);
     if (!deviceId || !device) {
