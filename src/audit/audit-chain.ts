@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -26,4 +26,19 @@ export function auditHash(prevHash: string, content: AuditRecordContent): string
       'utf8',
     )
     .digest('hex');
+}
+
+/**
+ * The bytes `auditHash` hashes after `prev_hash`, split around the row's id, for a row whose id
+ * the database draws in the same statement that hashes it: `prefix ‖ id ‖ suffix`.
+ */
+export function auditHashParts(content: Omit<AuditRecordContent, 'id'>): { prefix: Buffer; suffix: Buffer } {
+  // A random token stands in for the id: it occurs once, as the id's JSON string.
+  const token = randomBytes(16).toString('hex');
+  const json = canonicalJson({ ...content, id: token, occurredAt: content.occurredAt.toISOString() });
+  const at = json.indexOf(`"id":"${token}"`) + '"id":"'.length;
+  return {
+    prefix: Buffer.from(json.slice(0, at), 'utf8'),
+    suffix: Buffer.from(json.slice(at + token.length), 'utf8'),
+  };
 }

@@ -11,7 +11,7 @@ import {
 import { ProblemException, type ProblemType } from '../common/errors/problem.js';
 import { prepared, runPrepared } from '../database/prepared.js';
 import { AuditEvent } from './audit-event.entity.js';
-import { GENESIS_HASH, auditHash } from './audit-chain.js';
+import { GENESIS_HASH, auditHash, auditHashParts } from './audit-chain.js';
 
 export interface AuditActor {
   type: 'operator' | 'partner' | 'vehicle' | 'system';
@@ -90,6 +90,30 @@ const APPEND_ROWS = prepared(
    UPDATE audit_chain_heads SET last_id = $13, last_hash = $14 WHERE chain = $12`,
 );
 
+/**
+ * The common case in one statement: a free chain head, locked; one row whose id is drawn and
+ * hashed onto the head here (`SHA-256(prev_hash ‖ $1 ‖ id ‖ $2)`, as `auditHash`); the head moved.
+ * No row back when every head is held right now.
+ */
+const APPEND_ONE_ON_FREE_HEAD = prepared(
+  `WITH head AS (
+     SELECT chain, last_hash FROM audit_chain_heads ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED),
+   drawn AS (
+     SELECT chain, last_hash AS prev_hash, nextval(pg_get_serial_sequence('audit_events', 'id')) AS id FROM head),
+   hashed AS (
+     SELECT chain, prev_hash, id,
+            encode(sha256(decode(prev_hash, 'hex') || $1::bytea || convert_to(id::text, 'UTF8') || $2::bytea), 'hex') AS hash
+       FROM drawn),
+   appended AS (
+     INSERT INTO audit_events
+       (id, occurred_at, actor_type, actor_id, action, subject_type, subject_id, details, correlation_id, prev_hash, hash, chain)
+     SELECT id, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, prev_hash, hash, chain FROM hashed
+     RETURNING 1)
+   UPDATE audit_chain_heads SET last_id = hashed.id, last_hash = hashed.hash
+     FROM hashed WHERE audit_chain_heads.chain = hashed.chain
+ RETURNING hashed.chain, hashed.hash AS "lastHash"`,
+);
+
 interface ChainHead {
   chain: number;
   lastHash: string;
@@ -124,6 +148,7 @@ class AuditFlushSubscriber implements EntitySubscriberInterface {
     const rows = state.pending;
     state.pending = [];
     const runner = event.manager;
+    if (!state.chain && rows.length === 1 && (await this.appendOneOnFreeHead(event, state, rows[0]))) return;
     const ids = rows.length;
     let head = state.chain;
     let drawn: string[];
@@ -172,6 +197,39 @@ class AuditFlushSubscriber implements EntitySubscriberInterface {
     // Raw insert: each id is part of its hashed content, so it must be the one drawn.
     await runPrepared(runner, APPEND_ROWS, [...columns, head.chain, drawn[drawn.length - 1], prevHash]);
     state.chain = { chain: head.chain, lastHash: prevHash };
+  }
+
+  /** One row onto a free chain head in one round trip; false when every head is held right now. */
+  private async appendOneOnFreeHead(
+    event: TransactionCommitEvent,
+    state: TransactionAudit,
+    { entry, occurredAt }: PendingEntry,
+  ): Promise<boolean> {
+    const details = entry.details ?? {};
+    const correlationId = entry.correlationId ?? null;
+    const { prefix, suffix } = auditHashParts({
+      occurredAt,
+      actor: entry.actor,
+      action: entry.action,
+      subject: entry.subject,
+      details,
+      correlationId,
+    });
+    const [moved] = await runPrepared<{ chain: number; lastHash: string }>(event.manager, APPEND_ONE_ON_FREE_HEAD, [
+      prefix,
+      suffix,
+      occurredAt,
+      entry.actor.type,
+      entry.actor.id,
+      entry.action,
+      entry.subject.type,
+      entry.subject.id,
+      JSON.stringify(details),
+      correlationId,
+    ]);
+    if (!moved) return false;
+    state.chain = { chain: moved.chain, lastHash: moved.lastHash };
+    return true;
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {

@@ -400,6 +400,61 @@ describe('operator API (admin listener)', () => {
       expect(verified.body).toMatchObject({ ok: true, checked: before + 128 });
     });
 
+    it('hashes single rows in the database as the verifier does, and waits for a head when every one is held', async () => {
+      const auditor = await system.operatorToken(['audit:read']);
+      const audit = system.server.admin.get(AuditService);
+      const db = system.server.dataSource;
+      const run = randomUUID().slice(0, 8);
+      const details = {
+        id: 'not the row id',
+        text: 'quotes " and \\ back-slashes, ünïcødé, emoji 🚗, control \u0001',
+        nested: { b: [1, 2.5, null, true], a: { '"id":"': 'x' } },
+      };
+      // One row per transaction, 32 at once: each is drawn, hashed and linked by the database.
+      await Promise.all(
+        Array.from({ length: 32 }, (_, i) =>
+          db.transaction((manager) =>
+            audit.append(manager, {
+              actor: { type: 'system', id: 'test' },
+              action: 'test.single',
+              subject: { type: 'test', id: `${run}-${i}` },
+              details: { ...details, i },
+              correlationId: i % 2 ? `corr-${i}` : null,
+            }),
+          ),
+        ),
+      );
+      // Every head held by another transaction: the next append waits for one, then lands.
+      const holder = db.createQueryRunner();
+      await holder.connect();
+      await holder.startTransaction();
+      await holder.query('SELECT chain FROM audit_chain_heads FOR UPDATE');
+      let landed = false;
+      const waiting = db
+        .transaction((manager) =>
+          audit.append(manager, {
+            actor: { type: 'system', id: 'test' },
+            action: 'test.single-waited',
+            subject: { type: 'test', id: `${run}-waited` },
+            details,
+          }),
+        )
+        .then(() => (landed = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(landed).toBe(false);
+      await holder.commitTransaction();
+      await holder.release();
+      await waiting;
+      const rows = await db.query<Array<{ action: string; details: Record<string, unknown> }>>(
+        `SELECT action, details FROM audit_events WHERE subject_type = 'test' AND subject_id LIKE $1`,
+        [`${run}-%`],
+      );
+      expect(rows).toHaveLength(33);
+      expect(rows.find((row) => row.action === 'test.single-waited')?.details).toEqual(details);
+      const verified = await adminRequest<{ ok: boolean }>(system, 'GET', '/v1/audit/verify', { token: auditor });
+      expect(verified.body.ok).toBe(true);
+    });
+
     it('tells a chain whose last rows were cut off by its head', async () => {
       const auditor = await system.operatorToken(['audit:read']);
       const audit = system.server.admin.get(AuditService);
