@@ -65,21 +65,20 @@ export interface LifecycleScope {
   vehicleId?: string;
 }
 
-/** A key, locked, with every column of the entity. */
-const LOCK_KEY = prepared(
-  `SELECT id, key_identifier AS "keyIdentifier", vehicle_id AS "vehicleId", role, state, version, partner,
-          endpoint_certificate_pem AS "endpointCertificatePem", access_profile_id AS "accessProfileId", entitlements,
-          owner_key_id AS "ownerKeyId", not_before AS "notBefore", not_after AS "notAfter", created_at AS "createdAt",
-          updated_at AS "updatedAt"
-     FROM digital_keys WHERE key_identifier = $1
-      FOR UPDATE`,
-);
-
-/** The vehicle of a key, locked. */
-const LOCK_VEHICLE_OF_KEY = prepared(
-  `SELECT id, vin, vehicle_identifier AS "vehicleIdentifier" FROM vehicles
-        WHERE id = (SELECT vehicle_id FROM digital_keys WHERE key_identifier = $1)
-          FOR UPDATE`,
+/**
+ * A key with every column of the entity and what a change needs of its vehicle, both locked in
+ * one statement: the vehicle row first, then the key (row locks are taken in the order of
+ * `FOR UPDATE OF`), the lock order everywhere. A key's vehicle never changes.
+ */
+const LOCK_KEY_AND_VEHICLE = prepared(
+  `SELECT k.id, k.key_identifier AS "keyIdentifier", k.vehicle_id AS "vehicleId", k.role, k.state, k.version,
+          k.partner, k.endpoint_certificate_pem AS "endpointCertificatePem", k.access_profile_id AS "accessProfileId",
+          k.entitlements, k.owner_key_id AS "ownerKeyId", k.not_before AS "notBefore", k.not_after AS "notAfter",
+          k.created_at AS "createdAt", k.updated_at AS "updatedAt",
+          v.vin AS "vehicleVin", v.vehicle_identifier AS "vehicleIdentifier"
+     FROM vehicles v JOIN digital_keys k ON k.vehicle_id = v.id
+    WHERE k.key_identifier = $1
+      FOR UPDATE OF v, k`,
 );
 
 /** The key moves; SET_STATE for the car and the partner's notification, with their outbox rows. */
@@ -368,12 +367,14 @@ export class KeyLifecycleService {
     request?: { operation: string; context: RequestContext },
   ) {
     const absent = `key ${keyIdentifier} does not exist`;
-    // Lock order everywhere: the vehicle row first, then its keys. The vehicle is found through
-    // the key in the same statement; a key's vehicle never changes.
-    const [vehicle] = await runPrepared<LockedVehicle>(manager, LOCK_VEHICLE_OF_KEY, [keyIdentifier]);
-    if (!vehicle) throw new ProblemException('not-found', absent);
-    const [row] = await runPrepared<DigitalKey>(manager, LOCK_KEY, [keyIdentifier]);
-    if (!row) throw new ProblemException('not-found', absent);
+    const [locked] = await runPrepared<DigitalKey & { vehicleVin: string; vehicleIdentifier: string }>(
+      manager,
+      LOCK_KEY_AND_VEHICLE,
+      [keyIdentifier],
+    );
+    if (!locked) throw new ProblemException('not-found', absent);
+    const { vehicleVin, vehicleIdentifier, ...row } = locked;
+    const vehicle: LockedVehicle = { id: row.vehicleId, vin: vehicleVin, vehicleIdentifier };
     const key = manager.create(DigitalKey, row);
     if (
       (scope.partner !== undefined && key.partner !== scope.partner) ||
