@@ -68,28 +68,37 @@ const SETTLED_NOTIFICATION: Record<'active' | 'terminated', PartnerNotificationT
   terminated: 'KEY_TERMINATED',
 };
 
-/** What an ack moves on the vehicle; locks it. */
-const RECORD_ACK_AT_VEHICLE = prepared(
-  `UPDATE vehicles
+/**
+ * An ack in one statement: the vehicle moves on (locked first), then the delivery is acked once.
+ * One row with the vehicle's figures; the delivery's columns are null when it was acked already
+ * (or is unknown). The delivery's update reads the vehicle's, so the vehicle row is locked first.
+ */
+const RECORD_ACK = prepared(
+  `WITH vehicle AS (
+         UPDATE vehicles
             SET acked_seq = GREATEST(acked_seq, $2),
                 acked_key_list_version = GREATEST(acked_key_list_version, $3),
                 acked_key_list_digest = CASE WHEN $2 >= acked_seq THEN $4 ELSE acked_key_list_digest END,
                 last_seen_at = now()
           WHERE id = $1
-      RETURNING last_seq::text AS "lastSeq", key_list_mismatch_since IS NOT NULL AS flagged`,
+      RETURNING id, last_seq::text AS "lastSeq", key_list_mismatch_since IS NOT NULL AS flagged),
+       acked AS (
+         UPDATE deliveries d SET status = 'acked', acked_at = $5, ack_key_list_digest = $4, last_error = NULL,
+                updated_at = now()
+           FROM vehicle
+          WHERE d.vehicle_id = vehicle.id AND d.seq = $2 AND d.status <> 'acked'
+      RETURNING ${deliveryColumns('d')})
+   SELECT vehicle."lastSeq" AS "vehicleLastSeq", vehicle.flagged AS "vehicleFlagged", acked.*
+     FROM vehicle LEFT JOIN acked ON true`,
 );
 
-/** Acks a delivery once; no row when it was acked already. */
-const ACK_DELIVERY = prepared(
-  `UPDATE deliveries SET status = 'acked', acked_at = $3, ack_key_list_digest = $4, last_error = NULL,
-                updated_at = now()
-          WHERE vehicle_id = $1 AND seq = $2 AND status <> 'acked'
-      RETURNING ${DELIVERY_COLUMNS}`,
+type RecordAckRow = { vehicleLastSeq: string; vehicleFlagged: boolean } & (
+  | DeliveryRow
+  | { [column in keyof DeliveryRow]: null }
 );
 
 /** The key moves on and the partner's notification is recorded with it. */
-const SETTLE_KEY = prepared(
-  `WITH settled AS (
+const SETTLE_KEY_CTES = `settled AS (
          UPDATE digital_keys SET state = $4, version = version + 1, updated_at = now()
           WHERE vehicle_id = $1 AND key_identifier = $2 AND state = $3
       RETURNING partner, version),
@@ -101,9 +110,29 @@ const SETTLE_KEY = prepared(
          type: '$5',
          payload: '$6::jsonb',
          correlationId: '$7',
-       })}
-       SELECT partner, version FROM settled`,
+       })}`;
+const SETTLE_KEY = prepared(`WITH ${SETTLE_KEY_CTES} SELECT partner, version FROM settled`);
+
+/**
+ * SETTLE_KEY, and the keys a car's digest covers as they are once it has moved: one row whether
+ * or not the key moved (partner and version null when it did not).
+ */
+const SETTLE_KEY_LISTING_LIVE = prepared(
+  `WITH ${SETTLE_KEY_CTES},
+       live AS (
+         SELECT key_identifier AS "keyId", state FROM digital_keys
+          WHERE vehicle_id = $1 AND state IN ('active', 'suspended')
+      UNION ALL
+         SELECT CAST($2 AS varchar), CAST($4 AS varchar) FROM settled WHERE $4 IN ('active', 'suspended'))
+   SELECT settled.partner, settled.version, (SELECT COALESCE(json_agg(live), '[]'::json) FROM live) AS live
+     FROM (SELECT 1) AS one LEFT JOIN settled ON true`,
 );
+
+/** A key a car's digest covers. */
+interface LiveKey {
+  keyId: string;
+  state: string;
+}
 
 /** The keys a car's digest covers. */
 const LIVE_KEYS = prepared(
@@ -193,22 +222,17 @@ export class DeliveryLedgerService {
     if (payload.vehicleId !== vehicle.vehicleIdentifier) throw otherVehicle(payload.vehicleId);
     const ack = payload;
     return this.dataSource.transaction(async (manager) => {
-      // Lock order everywhere: vehicle row first, then its keys, sessions and deliveries.
-      const updated = await runPrepared<{ lastSeq: string; flagged: boolean }>(manager, RECORD_ACK_AT_VEHICLE, [
+      // Lock order everywhere: vehicle row first, then its keys, sessions and deliveries. One
+      // statement moves both, and tells a first ack from a repeated one.
+      const ackedAt = new Date();
+      const [recorded] = await runPrepared<RecordAckRow>(manager, RECORD_ACK, [
         vehicle.id,
         ack.seq,
         ack.keyListVersion,
         ack.keyListDigest,
-      ]);
-      // One UPDATE of the delivery, which also tells a first ack from a repeated one.
-      const ackedAt = new Date();
-      const rows = await runPrepared<DeliveryRow>(manager, ACK_DELIVERY, [
-        vehicle.id,
-        ack.seq,
         ackedAt,
-        ack.keyListDigest,
       ]);
-      if (!rows[0]) {
+      if (!recorded || recorded.id === null) {
         const [existing] = await manager.query<DeliveryRow[]>(
           `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE vehicle_id = $1 AND seq = $2`,
           [vehicle.id, ack.seq],
@@ -220,22 +244,30 @@ export class DeliveryLedgerService {
         }
         return deliveryFromRow(existing);
       }
-      const delivery = deliveryFromRow(rows[0]);
-      await this.applyAckEffects(manager, vehicle, delivery);
+      const { vehicleLastSeq, vehicleFlagged, ...row } = recorded;
+      const delivery = deliveryFromRow(row);
+      // The car has applied every command sent so far: its key list must match the server's.
+      const reconciling = ack.seq === Number(vehicleLastSeq);
+      const live = await this.applyAckEffects(manager, vehicle, delivery, reconciling);
       this.metrics?.commandAckLatency.observe(
         { command: delivery.command },
         (ackedAt.getTime() - delivery.createdAt.getTime()) / 1000,
       );
-      // The car has applied every command sent so far: its key list must match the server's.
-      if (ack.seq === Number(updated[0]?.lastSeq)) {
-        await this.reconcile(manager, vehicle, ack, delivery, updated[0]?.flagged ?? true);
-      }
+      if (reconciling) await this.reconcile(manager, vehicle, ack, delivery, vehicleFlagged, live);
       return delivery;
     });
   }
 
-  /** What the car's acknowledgement settles on the server side. */
-  private async applyAckEffects(manager: EntityManager, vehicle: AckingVehicle, delivery: Delivery): Promise<void> {
+  /**
+   * What the car's acknowledgement settles on the server side. With `listLive`, a key it settles
+   * also returns the keys the car's digest covers once settled (else undefined).
+   */
+  private async applyAckEffects(
+    manager: EntityManager,
+    vehicle: AckingVehicle,
+    delivery: Delivery,
+    listLive: boolean,
+  ): Promise<LiveKey[] | undefined> {
     switch (delivery.command) {
       case 'PAIRING_VERIFIER':
         // The car holds the verifier now: the server keeps nothing of it (PROTOCOL.md §3.1 step 4).
@@ -246,26 +278,79 @@ export class DeliveryLedgerService {
         );
         break;
       case 'ADD_KEY':
-        await this.settleKey(manager, vehicle, delivery.fields.keyId ?? '', delivery.correlationId, {
-          from: 'pending',
-          to: 'active',
-          source: { seq: delivery.seq },
-        });
-        break;
+        return this.settleKeyListingLive(manager, vehicle, delivery, listLive, { from: 'pending', to: 'active' });
       case 'SET_STATE':
         // The car dropped the endpoint and its Kpersistent: the revocation is complete, unless a
         // relayed revocation completed it first (then this ack is a no-op).
         if (delivery.fields.state === 'terminated') {
-          await this.settleKey(manager, vehicle, delivery.fields.keyId ?? '', delivery.correlationId, {
+          return this.settleKeyListingLive(manager, vehicle, delivery, listLive, {
             from: 'terminating',
             to: 'terminated',
-            source: { seq: delivery.seq },
           });
         }
-        break;
+        return undefined;
       default:
-        break;
+        return undefined;
     }
+  }
+
+  /** settleKey for the command `delivery`; with `listLive`, in the same statement as listing the live keys. */
+  private async settleKeyListingLive(
+    manager: EntityManager,
+    vehicle: AckingVehicle,
+    delivery: Delivery,
+    listLive: boolean,
+    step: { from: 'pending'; to: 'active' } | { from: 'terminating'; to: 'terminated' },
+  ): Promise<LiveKey[] | undefined> {
+    const keyId = delivery.fields.keyId ?? '';
+    const source = { seq: delivery.seq };
+    if (!listLive) {
+      await this.settleKey(manager, vehicle, keyId, delivery.correlationId, { ...step, source });
+      return undefined;
+    }
+    const [row] = await runPrepared<{ partner: string | null; live: LiveKey[] }>(
+      manager,
+      SETTLE_KEY_LISTING_LIVE,
+      this.settleValues(vehicle, keyId, delivery.correlationId, step),
+    );
+    if (row.partner !== null) await this.settled(manager, vehicle, keyId, delivery.correlationId, step.to, source);
+    return row.live;
+  }
+
+  private settleValues(
+    vehicle: Pick<Vehicle, 'id' | 'vehicleIdentifier'>,
+    keyId: string,
+    correlationId: string | null,
+    step: { from: string; to: 'active' | 'terminated' },
+  ): unknown[] {
+    return [
+      vehicle.id,
+      keyId,
+      step.from,
+      step.to,
+      SETTLED_NOTIFICATION[step.to],
+      notificationPayload({ vehicleIdentifier: vehicle.vehicleIdentifier, state: step.to }),
+      correlationId,
+    ];
+  }
+
+  /** What follows a key the car settled: the relay is woken for its notification, and the audit row. */
+  private async settled(
+    manager: EntityManager,
+    vehicle: Pick<Vehicle, 'vin'>,
+    keyId: string,
+    correlationId: string | null,
+    to: 'active' | 'terminated',
+    source: SettlementSource,
+  ): Promise<void> {
+    outboxRowsWritten(manager);
+    await this.audit.append(manager, {
+      actor: { type: 'vehicle', id: vehicle.vin },
+      action: `key.${to === 'active' ? 'activated' : 'terminated'}`,
+      subject: { type: 'key', id: keyId },
+      details: { ...source },
+      correlationId,
+    });
   }
 
   /**
@@ -283,25 +368,13 @@ export class DeliveryLedgerService {
     },
   ): Promise<boolean> {
     // One statement: the key moves on and the partner's notification is recorded with it.
-    const rows = await runPrepared<{ partner: string; version: number }>(manager, SETTLE_KEY, [
-      vehicle.id,
-      keyId,
-      step.from,
-      step.to,
-      SETTLED_NOTIFICATION[step.to],
-      notificationPayload({ vehicleIdentifier: vehicle.vehicleIdentifier, state: step.to }),
-      correlationId,
-    ]);
-    const key = rows[0];
-    if (!key) return false;
-    outboxRowsWritten(manager);
-    await this.audit.append(manager, {
-      actor: { type: 'vehicle', id: vehicle.vin },
-      action: `key.${step.to === 'active' ? 'activated' : 'terminated'}`,
-      subject: { type: 'key', id: keyId },
-      details: { ...step.source },
-      correlationId,
-    });
+    const rows = await runPrepared<{ partner: string; version: number }>(
+      manager,
+      SETTLE_KEY,
+      this.settleValues(vehicle, keyId, correlationId, step),
+    );
+    if (!rows[0]) return false;
+    await this.settled(manager, vehicle, keyId, correlationId, step.to, step.source);
     return true;
   }
 
@@ -334,9 +407,10 @@ export class DeliveryLedgerService {
     ack: TelematicsAck,
     delivery: Delivery,
     flagged: boolean,
+    listed?: LiveKey[],
   ): Promise<void> {
     // The common case is a match: compare on ids and states only, fetch what a SYNC needs on a mismatch.
-    const live = await runPrepared<{ keyId: string; state: string }>(manager, LIVE_KEYS, [vehicle.id]);
+    const live = listed ?? (await runPrepared<LiveKey>(manager, LIVE_KEYS, [vehicle.id]));
     const expected = keyListDigest(live);
     if (expected === ack.keyListDigest) {
       if (!flagged) return;
