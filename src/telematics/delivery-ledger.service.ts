@@ -93,8 +93,7 @@ const RECORD_ACK = prepared(
 );
 
 type RecordAckRow = { vehicleLastSeq: string; vehicleFlagged: boolean } & (
-  | DeliveryRow
-  | { [column in keyof DeliveryRow]: null }
+  DeliveryRow | { [column in keyof DeliveryRow]: null }
 );
 
 /** The key moves on and the partner's notification is recorded with it. */
