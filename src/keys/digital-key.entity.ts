@@ -75,3 +75,12 @@ export class DigitalKey {
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
   updatedAt!: Date;
 }
+
+/** Every column of `digital_keys` (of table alias `k`, if given), named as the entity's properties, for raw statements. */
+export function digitalKeyColumns(k = ''): string {
+  const c = k ? `${k}.` : '';
+  return `${c}id, ${c}key_identifier AS "keyIdentifier", ${c}vehicle_id AS "vehicleId", ${c}role, ${c}state, ${c}version,
+          ${c}partner, ${c}endpoint_certificate_pem AS "endpointCertificatePem", ${c}access_profile_id AS "accessProfileId",
+          ${c}entitlements, ${c}owner_key_id AS "ownerKeyId", ${c}not_before AS "notBefore", ${c}not_after AS "notAfter",
+          ${c}created_at AS "createdAt", ${c}updated_at AS "updatedAt"`;
+}

@@ -24,7 +24,7 @@ import { CommandOutboxService, commandCtes } from '../telematics/command-outbox.
 import { outboxRowsWritten } from '../telematics/outbox-wake.js';
 import { Delivery } from '../telematics/delivery.entity.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
-import { DigitalKey } from './digital-key.entity.js';
+import { DigitalKey, digitalKeyColumns } from './digital-key.entity.js';
 import type { KeyView, TimelineEntry, TimelineResponse } from './dto/key-lifecycle.dto.js';
 import { carStateFor, transition, type KeyOperation } from './key-state-machine.js';
 import { prepared, runPrepared } from '../database/prepared.js';
@@ -71,11 +71,7 @@ export interface LifecycleScope {
  * `FOR UPDATE OF`), the lock order everywhere. A key's vehicle never changes.
  */
 const LOCK_KEY_AND_VEHICLE = prepared(
-  `SELECT k.id, k.key_identifier AS "keyIdentifier", k.vehicle_id AS "vehicleId", k.role, k.state, k.version,
-          k.partner, k.endpoint_certificate_pem AS "endpointCertificatePem", k.access_profile_id AS "accessProfileId",
-          k.entitlements, k.owner_key_id AS "ownerKeyId", k.not_before AS "notBefore", k.not_after AS "notAfter",
-          k.created_at AS "createdAt", k.updated_at AS "updatedAt",
-          v.vin AS "vehicleVin", v.vehicle_identifier AS "vehicleIdentifier"
+  `SELECT ${digitalKeyColumns('k')}, v.vin AS "vehicleVin", v.vehicle_identifier AS "vehicleIdentifier"
      FROM vehicles v JOIN digital_keys k ON k.vehicle_id = v.id
     WHERE k.key_identifier = $1
       FOR UPDATE OF v, k`,

@@ -25,7 +25,7 @@ import {
 import { entitlementsTlv } from '../access-profiles/entitlements-record.js';
 import { encodeKtsReceipt, ktsReceiptMessage } from '../protocol/kts-receipt.js';
 import { CommandOutboxService } from '../telematics/command-outbox.service.js';
-import { DigitalKey } from './digital-key.entity.js';
+import { DigitalKey, digitalKeyColumns } from './digital-key.entity.js';
 import { KeyLifecycleService, type LockedVehicle } from './key-lifecycle.service.js';
 import type { KeyRegistrationResponse, PartnerKeyResponse, RegisterKeyDto } from './dto/key-registration.dto.js';
 import { prepared, runPrepared } from '../database/prepared.js';
@@ -61,22 +61,27 @@ function decodeChain(chain: string[]): Buffer[] {
   });
 }
 
-/**
- * Registers ("tracks") owner keys for the Device OEM (PROTOCOL.md §3.4): verifies the endpoint
- * chain against our own root, requires an open pairing session, records the key as pending,
- * signs the KTS receipt and sends ADD_KEY to the car. A refusal records nothing but an audit row.
- */
 /** Locks a vehicle by its identifier. */
 const LOCK_VEHICLE = prepared(
   `SELECT id, vin, vehicle_identifier AS "vehicleIdentifier" FROM vehicles WHERE vehicle_identifier = $1 FOR UPDATE`,
 );
 
-/** The open pairing session of a vehicle and the OWNER profile. */
-const OWNER_SESSION_AND_PROFILE = prepared(
+/**
+ * The open pairing session of a vehicle, the OWNER profile, and the vehicle's live owner key
+ * (locked; its columns null when there is none). The caller holds the vehicle row lock.
+ */
+const OWNER_SESSION_PROFILE_AND_KEY = prepared(
   `SELECT (SELECT id FROM pairing_sessions
                   WHERE vehicle_id = $1 AND status = 'open' AND expires_at > now()
                   ORDER BY created_at DESC LIMIT 1) AS "sessionId",
-                (SELECT id FROM access_profiles WHERE name = 'OWNER') AS "ownerProfileId"`,
+          (SELECT id FROM access_profiles WHERE name = 'OWNER') AS "ownerProfileId",
+          owner.*
+     FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+          SELECT ${digitalKeyColumns()} FROM digital_keys
+           WHERE vehicle_id = $1 AND role = 'owner' AND state IN ('pending', 'active', 'suspended')
+           LIMIT 1
+             FOR UPDATE) AS owner ON true`,
 );
 
 /** A pairing session that made its owner key. */
@@ -101,6 +106,11 @@ async function lockVehicle(manager: EntityManager, vehicleIdentifier: string): P
   return vehicle;
 }
 
+/**
+ * Registers ("tracks") owner keys for the Device OEM (PROTOCOL.md §3.4): verifies the endpoint
+ * chain against our own root, requires an open pairing session, records the key as pending,
+ * signs the KTS receipt and sends ADD_KEY to the car. A refusal records nothing but an audit row.
+ */
 @Injectable()
 export class KeyRegistrationService {
   private readonly chains: EndpointChainVerifier;
@@ -174,14 +184,10 @@ export class KeyRegistrationService {
     const key = await this.dataSource.transaction(async (manager) => {
       const vehicle = await lockVehicle(manager, dto.vehicleId);
       // After the lock, in their own statement, so they see what committed while it was awaited.
-      const [{ sessionId, ownerProfileId }] = await runPrepared<{
-        sessionId: string | null;
-        ownerProfileId: string | null;
-      }>(manager, OWNER_SESSION_AND_PROFILE, [vehicle.id]);
-      const currentOwner = await manager.findOne(DigitalKey, {
-        where: { vehicleId: vehicle.id, role: 'owner', state: In([...LIVE_STATES]) },
-        lock: { mode: 'pessimistic_write' },
-      });
+      const [{ sessionId, ownerProfileId, ...owner }] = await runPrepared<
+        { sessionId: string | null; ownerProfileId: string | null } & (DigitalKey | { id: null })
+      >(manager, OWNER_SESSION_PROFILE_AND_KEY, [vehicle.id]);
+      const currentOwner = owner.id === null ? null : manager.create(DigitalKey, owner);
       if (!sessionId) {
         throw new ProblemException(
           'conflict',
