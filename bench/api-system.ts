@@ -197,6 +197,95 @@ function peakRssMiB(pid: number): number {
   return Number(match[1]) / 1024;
 }
 
+// -----------------------------------------------------------------------------------------------
+// CPU accounting: where the machine's CPU time went during a phase (Linux /proc)
+// -----------------------------------------------------------------------------------------------
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on every Linux this runs on. */
+const USER_HZ = 100;
+
+/** CPU seconds (user + system) process `pid` has used so far; 0 once it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds the whole machine spent busy (not idle, not waiting for I/O) so far, over all cores. */
+function machineBusySeconds(): number {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = ticks;
+  return (user + nice + system + irq + softirq + steal) / USER_HZ;
+}
+
+/** The processes a phase's CPU time is split over: named groups of pids, fixed or found again at each sample. */
+export type CpuGroups = Record<string, readonly number[] | (() => Promise<readonly number[]>)>;
+
+export interface CpuSplit {
+  /** CPU milliseconds per group over the phase. */
+  readonly byGroup: Record<string, number>;
+  /** Busy CPU milliseconds of the whole machine over the phase, all cores together. */
+  readonly machineBusyMs: number;
+  readonly wallMs: number;
+}
+
+/**
+ * Starts measuring CPU time per group; the returned function ends the phase. A process that
+ * starts during the phase counts from zero; one that ends during it is missed (keep such groups
+ * stable across a phase, as connection pools are).
+ */
+export async function measureCpu(groups: CpuGroups): Promise<() => Promise<CpuSplit>> {
+  const sample = async () => {
+    const perGroup = new Map<string, Map<number, number>>();
+    for (const [name, pids] of Object.entries(groups)) {
+      const found = typeof pids === 'function' ? await pids() : pids;
+      perGroup.set(name, new Map(found.map((pid) => [pid, cpuSeconds(pid)])));
+    }
+    return { perGroup, machine: machineBusySeconds(), at: performance.now() };
+  };
+  const start = await sample();
+  return async () => {
+    const end = await sample();
+    const byGroup: Record<string, number> = {};
+    for (const [name, pids] of end.perGroup) {
+      let seconds = 0;
+      for (const [pid, used] of pids) seconds += used - (start.perGroup.get(name)?.get(pid) ?? 0);
+      byGroup[name] = seconds * 1000;
+    }
+    return { byGroup, machineBusyMs: (end.machine - start.machine) * 1000, wallMs: end.at - start.at };
+  };
+}
+
+/** The server processes of PostgreSQL serving `databaseUrl`'s database (its connections' backends). */
+export async function postgresBackends(databaseUrl: string): Promise<number[]> {
+  const client = new Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+    );
+    return rows.map((row) => row.pid);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The Redis server's process id, as it reports it (same machine). */
+export async function redisServerPid(url: string): Promise<number> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  try {
+    const match = /^process_id:(\d+)/m.exec(await redis.info('server'));
+    if (!match) throw new Error('Redis INFO server has no process_id');
+    return Number(match[1]);
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /**
  * Starts `node <script>` and waits for the line on stderr that names its port (`portLine`, one
  * capture group). Fails with the process's last words if it exits or stays silent.

@@ -14,7 +14,10 @@ import {
   BENCH_REDIS_URL,
   benchContext,
   httpRequest,
+  measureCpu,
   openConnection,
+  postgresBackends,
+  redisServerPid,
   prepareBenchSystem,
   runCleanup,
   startServerProcess,
@@ -459,9 +462,19 @@ async function main(): Promise<void> {
 
     progress(`  … steady: ${PLAN.steadySeconds} s at ${RATE}/s`);
     const steady = take(RATE * PLAN.steadySeconds);
+    const redisPid = await redisServerPid(BENCH_REDIS_URL);
+    const endCpu = await measureCpu({
+      api: [api.pid],
+      worker: [worker.pid],
+      PostgreSQL: () => postgresBackends(config.databaseUrl),
+      Redis: [redisPid],
+      'car fleet (simulator)': [fleet.process.pid!],
+      'load generator': [process.pid],
+    });
     const steadyStart = wallClock();
     await revokeAtRate(target, steady, RATE, issued);
     const steadyMissing = await drained(fleet, steady, 15_000);
+    const cpu = await endCpu();
     const steadyWindow = Math.max(...steady.map((k) => fleet.applied.get(k) ?? 0)) - steadyStart;
     const atRate = latencies(fleet, issued, steady);
     reportPhase(fleet, issued, steady);
@@ -525,6 +538,40 @@ async function main(): Promise<void> {
       },
       `${atHalfRate.p99.toFixed(1)} ms`,
       `${floor.p99.toFixed(2)} ms`,
+    );
+    // Where the CPU went: per revocation, per process, and how busy the whole machine was.
+    const perRevocation = (ms: number) => ms / Math.max(1, atRate.count);
+    progress(
+      `    CPU per revocation @${RATE}/s: ` +
+        Object.entries(cpu.byGroup)
+          .map(([name, ms]) => `${name} ${perRevocation(ms).toFixed(2)} ms`)
+          .join(', ') +
+        `; machine busy ${((cpu.machineBusyMs / cpu.wallMs / cpus().length) * 100).toFixed(0)} % of ${cpus().length} cores`,
+    );
+    for (const [name, ms] of Object.entries(cpu.byGroup)) {
+      add(
+        {
+          name: `CPU per revocation @${RATE}/s: ${name}`,
+          value: round(perRevocation(ms), 2),
+          unit: 'ms',
+          floor: 0,
+          target: null,
+          ok: null,
+        },
+        `${perRevocation(ms).toFixed(2)} ms`,
+      );
+    }
+    const busy = (cpu.machineBusyMs / cpu.wallMs / cpus().length) * 100;
+    add(
+      {
+        name: `machine busy @${RATE}/s (all processes, ${cpus().length} cores)`,
+        value: round(busy, 0),
+        unit: '%',
+        floor: 0,
+        target: null,
+        ok: null,
+      },
+      `${busy.toFixed(0)} %`,
     );
     const sustained = (atRate.count / steadyWindow) * 1000;
     add(
