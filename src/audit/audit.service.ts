@@ -11,7 +11,7 @@ import {
 import { ProblemException, type ProblemType } from '../common/errors/problem.js';
 import { prepared, runPrepared } from '../database/prepared.js';
 import { AuditEvent } from './audit-event.entity.js';
-import { GENESIS_HASH, auditHash, auditHashParts } from './audit-chain.js';
+import { GENESIS_HASH, auditHash, auditHashParts, type AuditRecordContent } from './audit-chain.js';
 
 export interface AuditActor {
   type: 'operator' | 'partner' | 'vehicle' | 'system';
@@ -131,6 +131,32 @@ interface TransactionAudit {
   chain?: { chain: number; lastHash: string };
 }
 
+/** What a row's hash covers, but its id (drawn at the commit). */
+function rowContent({ entry, occurredAt }: PendingEntry): Omit<AuditRecordContent, 'id'> {
+  return {
+    occurredAt,
+    actor: entry.actor,
+    action: entry.action,
+    subject: entry.subject,
+    details: entry.details ?? {},
+    correlationId: entry.correlationId ?? null,
+  };
+}
+
+/** A row's columns from occurred_at to correlation_id, in the order of the INSERTs. */
+function rowColumns(content: Omit<AuditRecordContent, 'id'>): unknown[] {
+  return [
+    content.occurredAt,
+    content.actor.type,
+    content.actor.id,
+    content.action,
+    content.subject.type,
+    content.subject.id,
+    JSON.stringify(content.details),
+    content.correlationId,
+  ];
+}
+
 /** Per transaction (its query runner), shared by every AuditService on the same DataSource. */
 const transactions = new WeakMap<QueryRunner, TransactionAudit>();
 const flushing = new WeakSet<DataSource>();
@@ -167,30 +193,10 @@ class AuditFlushSubscriber implements EntitySubscriberInterface {
     }
     const columns: unknown[][] = Array.from({ length: 11 }, () => []);
     let prevHash = head.lastHash;
-    rows.forEach(({ entry, occurredAt }, index) => {
-      const content = {
-        id: drawn[index],
-        occurredAt,
-        actor: entry.actor,
-        action: entry.action,
-        subject: entry.subject,
-        details: entry.details ?? {},
-        correlationId: entry.correlationId ?? null,
-      };
+    rows.forEach((row, index) => {
+      const content = { ...rowContent(row), id: drawn[index] };
       const hash = auditHash(prevHash, content);
-      const values = [
-        content.id,
-        occurredAt,
-        entry.actor.type,
-        entry.actor.id,
-        entry.action,
-        entry.subject.type,
-        entry.subject.id,
-        JSON.stringify(content.details),
-        content.correlationId,
-        prevHash,
-        hash,
-      ];
+      const values = [content.id, ...rowColumns(content), prevHash, hash];
       values.forEach((value, column) => columns[column].push(value));
       prevHash = hash;
     });
@@ -203,29 +209,14 @@ class AuditFlushSubscriber implements EntitySubscriberInterface {
   private async appendOneOnFreeHead(
     event: TransactionCommitEvent,
     state: TransactionAudit,
-    { entry, occurredAt }: PendingEntry,
+    row: PendingEntry,
   ): Promise<boolean> {
-    const details = entry.details ?? {};
-    const correlationId = entry.correlationId ?? null;
-    const { prefix, suffix } = auditHashParts({
-      occurredAt,
-      actor: entry.actor,
-      action: entry.action,
-      subject: entry.subject,
-      details,
-      correlationId,
-    });
+    const content = rowContent(row);
+    const { prefix, suffix } = auditHashParts(content);
     const [moved] = await runPrepared<{ chain: number; lastHash: string }>(event.manager, APPEND_ONE_ON_FREE_HEAD, [
       prefix,
       suffix,
-      occurredAt,
-      entry.actor.type,
-      entry.actor.id,
-      entry.action,
-      entry.subject.type,
-      entry.subject.id,
-      JSON.stringify(details),
-      correlationId,
+      ...rowColumns(content),
     ]);
     if (!moved) return false;
     state.chain = { chain: moved.chain, lastHash: moved.lastHash };
