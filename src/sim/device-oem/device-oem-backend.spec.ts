@@ -190,6 +190,11 @@ describe('DeviceOemBackend: notifications from the Vehicle OEM server', () => {
     expect(taken).toBe('duplicate');
     expect(await post(again.port, { notification: await sign(message('KEY_RESUMED', 39)) })).toBe(202);
     expect(taken).toBe('stale');
+    // A state saved before the per-key window keeps its versions.
+    const legacy = await startBackend(true, { onNotification: (entry) => (taken = entry.disposition) });
+    legacy.backend.restoreSnapshot({ devices: [], keyVersions: { [KEY_ID]: 40 } } as unknown as DeviceOemSnapshot);
+    expect(await post(legacy.port, { notification: await sign(message('KEY_RESUMED', 39)) })).toBe(202);
+    expect(taken).toBe('stale');
     // history 0 keeps no log at all.
     expect([again.backend.calls, again.backend.notifications, again.backend.received].map((log) => log.length)).toEqual(
       [0, 0, 0],

@@ -173,6 +173,11 @@ export interface DeviceOemSnapshot {
   keys: Record<string, { version: number; events: string[] }>;
 }
 
+/** A snapshot as saved before the per-key state: the newest version per key, event ids without their key. */
+interface LegacyDeviceOemSnapshot {
+  keyVersions?: Record<string, number>;
+}
+
 /** What the backend remembers of one key's notifications, to drop repeats and what is overtaken. */
 interface KeyNotificationState {
   version: number;
@@ -196,7 +201,7 @@ const KEY_ID = /^[0-9a-f]{12,16}$/;
 /**
  * The mocked Device OEM (phone maker) backend: calls the Vehicle OEM server over mTLS with its
  * client certificate, serves its own mTLS endpoint for notifications from the Vehicle OEM
- * server, and logs every call both ways. TLS verification is on in both directions.
+ * server, and logs the calls both ways (the newest, see `history`). TLS verification is on in both directions.
  *
  * It knows which phone holds which key (phones enrol, registration records the key) and applies
  * each notification to that phone (§5): it verifies the JWS with the pinned KTS key (anything
@@ -381,6 +386,11 @@ export class DeviceOemBackend {
       if (!Number.isSafeInteger(saved?.version) || !Array.isArray(saved.events)) continue;
       const events = saved.events.filter((eventId) => typeof eventId === 'string').slice(-EVENTS_PER_KEY);
       this.#keyNotifications.set(keyId, { version: saved.version, events });
+    }
+    // An older saved state keeps its versions: anything older than them is still dropped as stale.
+    for (const [keyId, version] of Object.entries((snapshot as LegacyDeviceOemSnapshot).keyVersions ?? {})) {
+      if (Number.isSafeInteger(version) && !this.#keyNotifications.has(keyId))
+        this.#keyNotifications.set(keyId, { version, events: [] });
     }
   }
 
