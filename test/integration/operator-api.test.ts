@@ -169,19 +169,17 @@ describe('operator API (admin listener)', () => {
   });
 
   describe('idempotency', () => {
+    /** The same POST twice, one after the other, as the writer. */
+    const postTwice = async (path: string, body: unknown, headers: Record<string, string>) => {
+      const send = () => adminRequest<{ id: string }>(system, 'POST', path, { token: writer, body, headers });
+      const first = await send();
+      return [first, await send()] as const;
+    };
+
     it('replays the stored response for the same key and body, and refuses a different body with 422', async () => {
       const body = vehicleBody(20);
       const headers = { 'idempotency-key': 'provision-20' };
-      const first = await adminRequest<{ id: string }>(system, 'POST', '/v1/vehicles', {
-        token: writer,
-        body,
-        headers,
-      });
-      const again = await adminRequest<{ id: string }>(system, 'POST', '/v1/vehicles', {
-        token: writer,
-        body,
-        headers,
-      });
+      const [first, again] = await postTwice('/v1/vehicles', body, headers);
       expect(first.status).toBe(201);
       expect(again.status).toBe(201);
       expect(again.body.id).toBe(first.body.id);
@@ -234,16 +232,7 @@ describe('operator API (admin listener)', () => {
     it('replays on another route that takes the key: the decorator applies the interceptor to its handler', async () => {
       const body = { name: 'IDEMPOTENT_VALET', description: 'Created once', entitlements: { rights: ['unlock'] } };
       const headers = { 'idempotency-key': 'profile-valet' };
-      const first = await adminRequest<{ id: string }>(system, 'POST', '/v1/access-profiles', {
-        token: writer,
-        body,
-        headers,
-      });
-      const again = await adminRequest<{ id: string }>(system, 'POST', '/v1/access-profiles', {
-        token: writer,
-        body,
-        headers,
-      });
+      const [first, again] = await postTwice('/v1/access-profiles', body, headers);
       expect(first.status).toBe(201);
       expect(first.headers['idempotent-replayed']).toBeUndefined();
       expect(again.status).toBe(201);
