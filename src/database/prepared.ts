@@ -5,8 +5,9 @@ import { EntityManager, type DataSource } from 'typeorm';
 /**
  * A statement PostgreSQL parses and plans once per connection: a named prepared statement. The
  * hot paths' statements (CTEs with several parts) cost the server far more to plan than to run:
- * measured on this machine, one of them took 320 µs of server CPU per execution unnamed and 70 µs
- * prepared. TypeORM sends every query unnamed, so these go to the `pg` connection directly.
+ * measured under the revocation benchmark, one of them took 320 µs of server CPU per execution
+ * unnamed and 70 µs prepared. TypeORM sends every query unnamed, so these go to the `pg`
+ * connection directly.
  */
 export interface PreparedStatement {
   readonly name: string;
