@@ -214,7 +214,8 @@ export function processMailboxExchange(mailbox: Uint8Array, payload: Uint8Array)
     return { mailbox: asBuffer(mailbox), reads: [], status: 'malformed', response };
   }
   const result = applyMailboxOperations(mailbox, request.operations);
-  return { ...result, request, response: encodeMailboxResponse(result) };
+  const response = encodeMailboxResponse(result);
+  return { mailbox: result.mailbox, reads: result.reads, status: result.status, request, response };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -126,11 +126,7 @@ function tap(car: CarState, device: DeviceState, code: TransactionCode): 'fast' 
     const candidates = car.endpoints.flatMap((e) =>
       e.kpersistent ? [{ ...e, kpersistent: e.kpersistent, endpointLongTermPublicKey: e.publicKey.point }] : [],
     );
-    const match = matchFastCryptogram(
-      candidates,
-      { ...context, readerLongTermPublicKey: car.vehicleKey.publicPoint },
-      response.cryptogram,
-    );
+    const match = matchFastCryptogram(candidates, context, car.vehicleKey.publicPoint, response.cryptogram);
     if (match) {
       const reader = SecureChannel.afterFast(match.keys, 'reader');
       const deviceChannel = SecureChannel.afterFast(fastOnDevice!, 'device');

@@ -197,19 +197,25 @@ describe('transaction vectors (transaction-profile.json)', () => {
   });
 
   it('lets the car find the endpoint by its cryptogram', () => {
-    const { endpointLongTermPublicKey: _unused, ...carContext } = fastContext;
     const other = { name: 'other', kpersistent: Buffer.alloc(32, 7), endpointLongTermPublicKey: h(input.reader_lt_pk) };
     const owner = {
       name: 'owner',
       kpersistent: h(std.Kpersistent),
       endpointLongTermPublicKey: h(input.endpoint_lt_pk),
     };
-    const match = matchFastCryptogram([other, owner], carContext, h(fast.cryptogram));
+    const match = matchFastCryptogram(
+      [other, owner],
+      fastContext,
+      fastContext.readerLongTermPublicKey,
+      h(fast.cryptogram),
+    );
     expect(match?.candidate.name).toBe('owner');
     expect(toHex(match!.keys.kenc)).toBe(fast.Kenc);
     const wrong = Buffer.from(h(fast.cryptogram));
     wrong[15] ^= 1;
-    expect(matchFastCryptogram([other, owner], carContext, wrong)).toBeUndefined();
+    expect(
+      matchFastCryptogram([other, owner], fastContext, fastContext.readerLongTermPublicKey, wrong),
+    ).toBeUndefined();
   });
 
   it('fails the vectors when a single input byte differs', () => {

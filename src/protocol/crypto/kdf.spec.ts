@@ -1,3 +1,5 @@
+import { hkdfSync } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import vectors from '../../../test/fixtures/vectors/primitives.json';
 import { ProtocolError } from '../errors.js';
@@ -14,6 +16,23 @@ describe('hkdfSha256 (RFC 5869 test case 1)', () => {
   it('treats salt none as the empty salt (RFC 5869: HashLen zeros)', () => {
     const ikm = h('0b'.repeat(22));
     expect(hkdfSha256(ikm, undefined, h(''), 42)).toEqual(hkdfSha256(ikm, Buffer.alloc(32), h(''), 42));
+  });
+
+  it('agrees with node:crypto hkdfSync on any IKM, salt, info and length', () => {
+    const bytes = (maxLength: number) => fc.uint8Array({ maxLength }).map((array) => Buffer.from(array));
+    fc.assert(
+      fc.property(
+        bytes(80),
+        fc.option(bytes(80), { nil: undefined }),
+        bytes(1024),
+        fc.integer({ min: 1, max: 255 * 32 }),
+        (ikm, salt, info, length) => {
+          const expected = Buffer.from(hkdfSync('sha256', ikm, salt ?? Buffer.alloc(0), info, length));
+          expect(hkdfSha256(ikm, salt, info, length)).toEqual(expected);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('rejects lengths and info strings node:crypto cannot serve', () => {

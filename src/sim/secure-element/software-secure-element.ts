@@ -24,6 +24,7 @@ import {
   CLA_SECURED,
   CRYPTOGRAM_LENGTH,
   deriveFastKeys,
+  fastContext,
   deriveStandardKeys,
   encodeAuth0Response,
   encodeAuth1Response,
@@ -674,11 +675,7 @@ export class SoftwareSecureElement implements ContactlessCard {
     // Engine start never completes fast (§4.4): such a request gets a random cryptogram.
     const fastKeys =
       key?.kpersistent && auth0.requestFast && isFastTransactionCode(auth0.transactionCode)
-        ? deriveFastKeys(key.kpersistent, {
-            ...context,
-            readerLongTermPublicKey: key.vehiclePublicKey.point,
-            endpointLongTermPublicKey: key.endpointPublicKey,
-          })
+        ? deriveFastKeys(key.kpersistent, fastContext(context, key.vehiclePublicKey.point, key.endpointPublicKey))
         : undefined;
     // No Kpersistent for this reader → a random cryptogram, indistinguishable to others (§4.2).
     const cryptogram = auth0.requestFast ? (fastKeys?.cryptogram ?? randomBytes(CRYPTOGRAM_LENGTH)) : undefined;

@@ -229,7 +229,7 @@ export class VehicleKeyList {
     readerLongTermPublicKey: Buffer,
     cryptogram: Buffer,
   ): { entry: EndpointEntry; keys: FastKeys } | undefined {
-    const match = matchFastCryptogram(this.#candidates(), { ...context, readerLongTermPublicKey }, cryptogram);
+    const match = matchFastCryptogram(this.#candidates(), context, readerLongTermPublicKey, cryptogram);
     if (!match) return undefined;
     this.touch(match.candidate.entry);
     return { entry: match.candidate.entry, keys: match.keys };
