@@ -66,6 +66,7 @@ describe('BER-TLV', () => {
 
   it('rejects malformed input with ProtocolError codes', () => {
     expect(code(() => decodeTlvs(fromHex('5c03aabb')))).toBe('truncated');
+    expect(() => decodeTlvs(fromHex('7f5003aabb'))).toThrow('TLV 7F50 value: need 3 bytes, 2 left');
     expect(code(() => decodeTlvs(fromHex('5c')))).toBe('truncated');
     expect(code(() => decodeTlvs(fromHex('7f')))).toBe('truncated');
     expect(code(() => decodeTlvs(fromHex('5c8105aabbccddee')))).toBe('malformed'); // non-minimal 81

@@ -114,7 +114,11 @@ function decodeRange(
     const tag = readTag(reader);
     const length = readLength(reader);
     const valueStart = reader.offset;
-    const value = reader.bytes(length, `TLV ${tagHex(tag)} value`);
+    // The message names the tag only when it is needed: building it costs more than the read.
+    if (length > reader.remaining) {
+      throw new ProtocolError('truncated', `TLV ${tagHex(tag)} value: need ${length} bytes, ${reader.remaining} left`);
+    }
+    const value = reader.bytes(length, 'TLV value');
     if (options.recursive && isConstructedTag(tag)) {
       list.push({ tag, value, children: decodeRange(buffer, valueStart, valueStart + length, depth + 1, options) });
     } else {

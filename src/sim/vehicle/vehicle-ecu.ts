@@ -9,6 +9,11 @@ export interface EcuState {
   readonly driveLimits?: DriveLimits;
 }
 
+/** A state as one object literal (every unlock makes one; an object spread with more fields costs more). */
+function ecuState(locked: boolean, trunkOpen: boolean, engineRunning: boolean, driveLimits?: DriveLimits): EcuState {
+  return driveLimits ? { locked, trunkOpen, engineRunning, driveLimits } : { locked, trunkOpen, engineRunning };
+}
+
 /** The body and powertrain controllers a granted transaction drives. */
 export class VehicleEcu {
   #state: EcuState = { locked: true, trunkOpen: false, engineRunning: false };
@@ -25,21 +30,20 @@ export class VehicleEcu {
 
   actuate(action: TransactionCode, driveLimits?: DriveLimits): void {
     this.#actuations++;
+    const { locked, trunkOpen, engineRunning } = this.#state;
     switch (action) {
       case 'unlock':
-        this.#state = { ...this.#state, locked: false };
+        this.#state = ecuState(false, trunkOpen, engineRunning, this.#state.driveLimits);
         return;
       case 'lock':
-        this.#state = { ...this.#state, locked: true, trunkOpen: false };
+        this.#state = ecuState(true, false, engineRunning, this.#state.driveLimits);
         return;
       case 'trunk':
-        this.#state = { ...this.#state, trunkOpen: true };
+        this.#state = ecuState(locked, true, engineRunning, this.#state.driveLimits);
         return;
-      case 'engine-start': {
-        const { driveLimits: _previous, ...rest } = this.#state;
-        this.#state = { ...rest, engineRunning: true, ...(driveLimits ? { driveLimits } : {}) };
+      case 'engine-start':
+        this.#state = ecuState(locked, trunkOpen, true, driveLimits);
         return;
-      }
     }
   }
 
@@ -54,7 +58,6 @@ export class VehicleEcu {
 
   /** The driver switches the engine off. */
   stopEngine(): void {
-    const { driveLimits: _limits, ...rest } = this.#state;
-    this.#state = { ...rest, engineRunning: false };
+    this.#state = ecuState(this.#state.locked, this.#state.trunkOpen, false, undefined);
   }
 }
