@@ -23,8 +23,10 @@ import {
   createDatabase,
   handshakeLoop,
   httpRequest,
+  measureCpu,
   measurement,
   openLoop,
+  postgresBackends,
   prepareBenchSystem,
   runCleanup,
   startServerProcess,
@@ -394,7 +396,21 @@ async function main(): Promise<void> {
     const register = async (server: ServerProcess, label: string, expectStatus: number) => {
       const options = { ratePerSecond: RATE, connections: OPEN_LOOP_CONNECTIONS, expectStatus };
       await openLoop(target(server), warmUp, options);
-      return progressSummary(label, summariseLatencies([await openLoop(target(server), measured, options)]));
+      const endCpu = await measureCpu({
+        server: [server.pid],
+        PostgreSQL: () => postgresBackends(config.databaseUrl),
+        'load generator': [process.pid],
+      });
+      const summary = progressSummary(label, summariseLatencies([await openLoop(target(server), measured, options)]));
+      const cpu = await endCpu();
+      const perRequest = (ms: number) => ms / measured.length;
+      progress(
+        `    CPU per request: server ${perRequest(cpu.byGroup.server).toFixed(2)} ms, PostgreSQL ` +
+          `${perRequest(cpu.byGroup.PostgreSQL).toFixed(2)} ms, load generator ` +
+          `${perRequest(cpu.byGroup['load generator']).toFixed(2)} ms; machine ` +
+          `${((100 * cpu.machineBusyMs) / (cpu.wallMs * cpus().length)).toFixed(0)} % busy`,
+      );
+      return { ...summary, serverCpuMs: perRequest(cpu.byGroup.server) };
     };
     const registerFloor = await register(floor, 'plain Fastify, parse + verify chain', 201);
     const registerApi = await register(api, 'api', 201);
@@ -457,6 +473,7 @@ async function main(): Promise<void> {
       TARGETS.registerP99Ms,
       registerValid && registerApi.p99Ms <= TARGETS.registerP99Ms,
     );
+    figure(`api CPU per POST /partner/v1/keys ${offered}`, 'ms', 2, registerApi.serverCpuMs, registerFloor.serverCpuMs);
     figure('api peak RSS (VmHWM) after the register-key load', 'MiB', 1, apiRss, floorRss);
     const heartbeatApi = heartbeat['api GET /partner/v1/heartbeat'];
     const trivial = heartbeat['plain Fastify, trivial JSON'];
