@@ -1,5 +1,6 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { readEndpointCertificateFields, type KeyRole } from '../protocol/certificate-extensions.js';
+import { BoundedCache } from '../common/cache/bounded-cache.js';
 import { exportPublicKey } from '../protocol/crypto/p256.js';
 
 export type ChainFailure =
@@ -68,7 +69,7 @@ export class EndpointChainVerifier {
    * the endpoint certificate is parsed and its signature checked; validity and CA flags are
    * still checked on every chain.
    */
-  private readonly verifiedIntermediates = new Map<string, X509Certificate>();
+  private readonly verifiedIntermediates = new BoundedCache<string, X509Certificate>(MAX_REMEMBERED_INTERMEDIATES);
 
   constructor(rootPem: string) {
     this.root = new X509Certificate(rootPem);
@@ -144,7 +145,10 @@ export class EndpointChainVerifier {
       throw new ChainVerificationError('malformed', 'the endpoint certificate extensions are malformed');
     }
     // Every link verified from the root down: the intermediates may skip their signature checks next time.
-    for (const index of [2, 1]) this.rememberIntermediate(keys[index], certificates[index]);
+    for (const index of [2, 1]) {
+      if (!this.verifiedIntermediates.has(keys[index]))
+        this.verifiedIntermediates.set(keys[index], certificates[index]);
+    }
     return {
       keyIdentifier,
       publicKeyPoint,
@@ -156,14 +160,5 @@ export class EndpointChainVerifier {
       notBefore: new Date(endpoint.validFrom),
       notAfter: new Date(endpoint.validTo),
     };
-  }
-
-  private rememberIntermediate(key: string, certificate: X509Certificate): void {
-    if (this.verifiedIntermediates.has(key)) return;
-    if (this.verifiedIntermediates.size >= MAX_REMEMBERED_INTERMEDIATES) {
-      // Oldest first: a Map iterates in insertion order.
-      this.verifiedIntermediates.delete(this.verifiedIntermediates.keys().next().value!);
-    }
-    this.verifiedIntermediates.set(key, certificate);
   }
 }

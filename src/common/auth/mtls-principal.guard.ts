@@ -12,6 +12,7 @@ import { Vehicle } from '../../vehicles/vehicle.entity.js';
 import { ProblemException } from '../errors/problem.js';
 import { RateLimiter } from '../rate-limit/rate-limiter.js';
 import type { Principal, PrincipalKind } from './principal.js';
+import { BoundedCache } from '../cache/bounded-cache.js';
 
 const PRINCIPAL_KIND_KEY = 'principal-kind';
 
@@ -26,9 +27,9 @@ function normaliseFingerprint(colonHex: string): string {
   return colonHex.replace(/:/g, '').toLowerCase();
 }
 
-/** Certificates whose refusal verdict is remembered; the oldest is forgotten first. */
+/** Certificates whose refusal verdict is remembered; the least recently seen is forgotten first. */
 const REMEMBERED_CERTIFICATES = 10_000;
-const refusals = new Map<string, string | undefined>();
+const refusals = new BoundedCache<string, string | undefined>(REMEMBERED_CERTIFICATES);
 
 /**
  * `clientCertificateRefusal` of a certificate, by its SHA-256 fingerprint: the verdict depends on
@@ -36,11 +37,7 @@ const refusals = new Map<string, string | undefined>();
  * than once per TLS connection keeps new connections of the same client cheap.
  */
 function refusalOf(fingerprint: string, der: Buffer): string | undefined {
-  if (refusals.has(fingerprint)) return refusals.get(fingerprint);
-  const refusal = clientCertificateRefusal(der);
-  if (refusals.size >= REMEMBERED_CERTIFICATES) refusals.delete(refusals.keys().next().value!);
-  refusals.set(fingerprint, refusal);
-  return refusal;
+  return refusals.getOrCreate(fingerprint, () => clientCertificateRefusal(der));
 }
 
 /**
