@@ -19,6 +19,16 @@ export function prepared(text: string): PreparedStatement {
   return { name: `dks_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
 }
 
+/**
+ * A CTE for writes whose loss in a database crash is harmless because a resend repairs it
+ * idempotently: a delivery lease, the relay's published mark, a notification marked delivered.
+ * `set_config(…, true)` is `SET LOCAL` for the statement's transaction (its own, outside an
+ * explicit one), which then commits without waiting for its WAL flush. PostgreSQL still keeps
+ * the database consistent; a crash may only forget the last such commits. The statement must
+ * read `relaxed_commit` (e.g. `UPDATE … FROM relaxed_commit`): a CTE nothing reads is not run.
+ */
+export const RELAXED_COMMIT = `relaxed_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS relaxed)`;
+
 interface PgQueryable {
   query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
 }

@@ -12,7 +12,7 @@ import { JOB_NAMES, deliveryBackoffMs, type DeliveryJobData } from '../telematic
 import { WORKER_REDIS } from '../telematics/telematics.tokens.js';
 import type { PartnerNotification } from './partner-notification.entity.js';
 import { signCompactJws } from '../protocol/crypto/compact-jws.js';
-import { prepared, runPrepared } from '../database/prepared.js';
+import { RELAXED_COMMIT, prepared, runPrepared } from '../database/prepared.js';
 
 const CONCURRENCY = 16;
 
@@ -29,8 +29,10 @@ const OPEN_AND_CLAIM_FIRST = prepared(
              ON n.key_identifier = target.key_identifier AND n.key_version <= target.key_version
             AND n.status IN ('pending', 'sending')
           WHERE target.id = $1 AND target.status = 'pending'),
+       ${RELAXED_COMMIT},
        claimed AS (
          UPDATE partner_notifications SET status = 'sending', next_attempt_at = $2, updated_at = now()
+           FROM relaxed_commit
           WHERE id = (SELECT id FROM open ORDER BY "keyVersion" LIMIT 1)
             AND status = 'pending' AND (last_error IS NULL OR next_attempt_at <= now())
       RETURNING id)
@@ -39,10 +41,20 @@ const OPEN_AND_CLAIM_FIRST = prepared(
         ORDER BY open."keyVersion"`,
 );
 
-/** A claimed notification the partner took. */
+/** A claimed notification the partner took (lost in a crash, it is sent again: the event id dedupes it). */
 const DELIVERED = prepared(
-  `UPDATE partner_notifications SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
-                  last_error = NULL, updated_at = now() WHERE id = $1 AND status = 'sending'`,
+  `WITH ${RELAXED_COMMIT}
+   UPDATE partner_notifications SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
+                  last_error = NULL, updated_at = now()
+     FROM relaxed_commit WHERE id = $1 AND status = 'sending'`,
+);
+
+/** Claims one notification (a lease: lost in a crash, the notification is simply claimed again). */
+const CLAIM = prepared(
+  `WITH ${RELAXED_COMMIT}
+   UPDATE partner_notifications SET status = 'sending', next_attempt_at = $2, updated_at = now()
+     FROM relaxed_commit WHERE id = $1 AND status = 'pending'
+RETURNING id`,
 );
 
 /**
@@ -119,12 +131,7 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
 
   private async claim(notification: PartnerNotification): Promise<boolean> {
     const lease = this.lease();
-    const [rows] = await this.dataSource.query<[Array<{ id: string }>, number]>(
-      `UPDATE partner_notifications SET status = 'sending', next_attempt_at = $2, updated_at = now()
-        WHERE id = $1 AND status = 'pending'
-    RETURNING id`,
-      [notification.id, lease],
-    );
+    const rows = await runPrepared<{ id: string }>(this.dataSource, CLAIM, [notification.id, lease]);
     return rows.length > 0;
   }
 

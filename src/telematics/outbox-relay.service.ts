@@ -8,14 +8,20 @@ import { OUTBOX_ROUTES } from './delivery-policy.js';
 import { DELIVERY_QUEUES, WORKER_REDIS } from './telematics.tokens.js';
 import type { DeliveryQueues } from './delivery-queue.js';
 import type { OutboxTopic } from './outbox-message.entity.js';
-import { prepared, runPrepared } from '../database/prepared.js';
+import { RELAXED_COMMIT, prepared, runPrepared } from '../database/prepared.js';
 
 const BATCH = 200;
 const MAX_FAILURE_BACKOFF_MS = 5_000;
 
-/** Claims and marks a batch of unpublished rows; the transaction's rollback unmarks them. */
+/**
+ * Claims and marks a batch of unpublished rows; the transaction's rollback unmarks them. A mark
+ * lost in a database crash only publishes the rows again: the job id is the row id, and a
+ * delivery already acknowledged is not sent twice.
+ */
 const CLAIM_BATCH = prepared(
-  `UPDATE outbox SET published_at = now()
+  `WITH ${RELAXED_COMMIT}
+  UPDATE outbox SET published_at = now()
+           FROM relaxed_commit
           WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
       RETURNING id, topic, delivery_id AS "deliveryId", correlation_id AS "correlationId", created_at AS at`,
 );
