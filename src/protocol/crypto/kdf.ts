@@ -39,14 +39,13 @@ export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array | undefined, info: 
   const prk = createHmac('sha256', salt ?? EMPTY)
     .update(ikm)
     .digest();
-  const blocks = Math.ceil(length / SHA256_LENGTH);
-  const out = Buffer.allocUnsafe(blocks * SHA256_LENGTH);
+  const out = Buffer.alloc(length);
   let previous = EMPTY;
-  for (let i = 0; i < blocks; i++) {
+  for (let i = 0, offset = 0; offset < length; i++, offset += SHA256_LENGTH) {
     previous = createHmac('sha256', prk).update(previous).update(info).update(COUNTERS[i]).digest();
-    previous.copy(out, i * SHA256_LENGTH);
+    previous.copy(out, offset, 0, Math.min(SHA256_LENGTH, length - offset));
   }
-  return out.subarray(0, length);
+  return out;
 }
 
 export function sha256(data: Uint8Array): Buffer {
