@@ -81,7 +81,11 @@ describe('correlation id from the partner call to the car ack and the notificati
     );
     expect(outbox.map((row) => row.topic).sort()).toEqual(['partner-notification', 'vehicle-command']);
     const command = outbox.find((row) => row.topic === 'vehicle-command')!;
-    const job = await system.server.queues.vehicleCommands.getJob(command.id);
+    // The relay publishes the row after the commit, so the job appears a moment later.
+    const job = await eventually(
+      () => system.server.queues.vehicleCommands.getJob(command.id),
+      (found) => found !== undefined,
+    );
     expect(job?.data).toMatchObject({ correlationId });
 
     // The worker's lines: published, acked by the car, and the notification attempt.
