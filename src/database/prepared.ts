@@ -14,9 +14,18 @@ export interface PreparedStatement {
   readonly text: string;
 }
 
+const statements = new Map<string, PreparedStatement>();
+
 /** The name is derived from the text, so two call sites with the same SQL share one statement. */
 export function prepared(text: string): PreparedStatement {
-  return { name: `dks_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
+  const statement = { name: `dks_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text };
+  statements.set(statement.name, statement);
+  return statement;
+}
+
+/** Every statement declared so far by the modules loaded in this process. */
+export function preparedStatements(): readonly PreparedStatement[] {
+  return [...statements.values()];
 }
 
 /**

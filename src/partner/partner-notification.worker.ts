@@ -18,6 +18,14 @@ const CONCURRENCY = 16;
 
 class PartnerUnreachableError extends Error {}
 
+/**
+ * `status IS NOT DISTINCT FROM 'pending'` (the column is NOT NULL, so it means `= 'pending'`) in
+ * lookups by id: `status = 'pending'` would match the predicate of the partial index
+ * `partner_notifications_open`, and a plan made while the table was nearly empty (a prepared
+ * statement keeps its plan) could then scan every pending notification to find one by id.
+ */
+const PENDING = `status IS NOT DISTINCT FROM 'pending'`;
+
 /** The open notifications of a job's key up to its version; the first claimed when it may go now. */
 const OPEN_AND_CLAIM_FIRST = prepared(
   `WITH open AS (
@@ -28,13 +36,13 @@ const OPEN_AND_CLAIM_FIRST = prepared(
            JOIN partner_notifications n
              ON n.key_identifier = target.key_identifier AND n.key_version <= target.key_version
             AND n.status IN ('pending', 'sending')
-          WHERE target.id = $1 AND target.status = 'pending'),
+          WHERE target.id = $1 AND target.${PENDING}),
        ${RELAXED_COMMIT},
        claimed AS (
          UPDATE partner_notifications SET status = 'sending', next_attempt_at = $2, updated_at = now()
            FROM relaxed_commit
           WHERE id = (SELECT id FROM open ORDER BY "keyVersion" LIMIT 1)
-            AND status = 'pending' AND (last_error IS NULL OR next_attempt_at <= now())
+            AND ${PENDING} AND (last_error IS NULL OR next_attempt_at <= now())
       RETURNING id)
        SELECT open.*, claimed.id IS NOT NULL AS claimed
          FROM open LEFT JOIN claimed ON claimed.id = open.id
@@ -53,7 +61,7 @@ const DELIVERED = prepared(
 const CLAIM = prepared(
   `WITH ${RELAXED_COMMIT}
    UPDATE partner_notifications SET status = 'sending', next_attempt_at = $2, updated_at = now()
-     FROM relaxed_commit WHERE id = $1 AND status = 'pending'
+     FROM relaxed_commit WHERE id = $1 AND ${PENDING}
 RETURNING id`,
 );
 

@@ -8,7 +8,7 @@ import type { PartnerNotificationType } from '../partner/partner-notification.en
 import { notificationCtes, notificationPayload } from '../partner/partner-notifications.service.js';
 import { ProblemException } from '../common/errors/problem.js';
 import { Vehicle } from '../vehicles/vehicle.entity.js';
-import { Delivery } from './delivery.entity.js';
+import { DELIVERY_STATUSES, Delivery } from './delivery.entity.js';
 import { CommandOutboxService } from './command-outbox.service.js';
 import { outboxRowsWritten } from './outbox-wake.js';
 import { P256PublicKey } from '../protocol/crypto/p256.js';
@@ -88,7 +88,7 @@ const RECORD_ACK = prepared(
          UPDATE deliveries d SET status = 'acked', acked_at = $5, ack_key_list_digest = $4, last_error = NULL,
                 updated_at = now()
            FROM vehicle
-          WHERE d.vehicle_id = vehicle.id AND d.seq = $2 AND d.status <> 'acked'
+          WHERE d.vehicle_id = $1 AND d.seq = $2 AND d.status <> 'acked'
       RETURNING ${deliveryColumns('d')})
    SELECT vehicle."lastSeq" AS "vehicleLastSeq", vehicle.flagged AS "vehicleFlagged", acked.*
      FROM vehicle LEFT JOIN acked ON true`,
@@ -141,21 +141,30 @@ const LIVE_KEYS = prepared(
         WHERE vehicle_id = $1 AND state IN ('active', 'suspended')`,
 );
 
+/**
+ * Open deliveries, written `NOT IN` the closed statuses rather than `IN ('pending', 'sent')`: that
+ * form would match the predicate of the partial index `deliveries_open`, and a plan made while
+ * the table was nearly empty (a prepared statement keeps its plan) could then scan every open
+ * delivery to find one by id or by car. This way only the primary key and (vehicle_id, seq) fit.
+ */
+const CLOSED_STATUSES = DELIVERY_STATUSES.filter((status) => status !== 'pending' && status !== 'sent');
+const OPEN = (alias: string) => `${alias}.status NOT IN (${CLOSED_STATUSES.map((status) => `'${status}'`).join(', ')})`;
+
 /** A delivery job's car and its open deliveries up to the job's. */
 const OPEN_FOR_JOB = prepared(
   `SELECT v.id AS vehicle, v.vin, v.vehicle_identifier AS "vehicleIdentifier", v.telematics_url AS "telematicsUrl",
               v.public_key_pem AS "publicKeyPem", t.seq::text AS "targetSeq", ${deliveryColumns('d')}
          FROM deliveries t
          JOIN vehicles v ON v.id = t.vehicle_id
-         LEFT JOIN deliveries d ON d.vehicle_id = t.vehicle_id AND d.seq <= t.seq AND d.status IN ('pending', 'sent')
-        WHERE t.id = $1 AND t.status IN ('pending', 'sent')
+         LEFT JOIN deliveries d ON d.vehicle_id = t.vehicle_id AND d.seq <= t.seq AND ${OPEN('d')}
+        WHERE t.id = $1 AND ${OPEN('t')}
         ORDER BY d.seq`,
 );
 
 /** A car's open deliveries up to a seq, oldest first. */
 const OPEN_UP_TO = prepared(
   `SELECT ${DELIVERY_COLUMNS} FROM deliveries
-        WHERE vehicle_id = $1 AND seq <= $2 AND status IN ('pending', 'sent')
+        WHERE vehicle_id = $1 AND seq <= $2 AND ${OPEN('deliveries')}
         ORDER BY deliveries.seq`,
 );
 
