@@ -1,12 +1,15 @@
 import 'reflect-metadata';
 import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { Client } from 'pg';
 import { connectDatabase } from '../src/app/dependencies.js';
 import { loadConfig, type AppConfig } from '../src/config/config.js';
+import { QUEUE_NAMES } from '../src/telematics/delivery-policy.js';
 import { VehiclesModule } from '../src/vehicles/vehicles.module.js';
 import { VehiclesService } from '../src/vehicles/vehicles.service.js';
 import { servicesContext } from './api-database.js';
@@ -351,6 +354,55 @@ function latencies(fleet: Fleet, issued: Issued, keyIds: Iterable<string>): Late
   };
 }
 
+/**
+ * Where a revocation's time goes, per key: the api's answer (commit) → the relay published its
+ * outbox row (`published_at`) → a worker took the job (BullMQ's `processedOn`) → the car applied
+ * it. Read after the phase, from PostgreSQL and Redis; every clock is this machine's.
+ */
+async function hops(
+  databaseUrl: string,
+  queuePrefix: string,
+  fleet: Fleet,
+  issued: Issued,
+  keyIds: readonly string[],
+): Promise<string> {
+  const db = new Client({ connectionString: databaseUrl });
+  const redis = new Redis(BENCH_REDIS_URL, { lazyConnect: true });
+  try {
+    await db.connect();
+    const { rows } = await db.query<{ keyId: string; jobId: string; published: number }>(
+      `SELECT d.fields->>'keyId' AS "keyId", o.id AS "jobId", extract(epoch FROM o.published_at) * 1000 AS published
+         FROM deliveries d JOIN outbox o ON o.delivery_id = d.id AND o.topic = 'vehicle-command'
+        WHERE d.command = 'SET_STATE' AND d.fields->>'keyId' = ANY($1)`,
+      [keyIds],
+    );
+    await redis.connect();
+    const pipeline = redis.pipeline();
+    for (const row of rows) pipeline.hget(`${queuePrefix}:${QUEUE_NAMES.vehicleCommands}:${row.jobId}`, 'processedOn');
+    const taken = ((await pipeline.exec()) ?? []).map(([, value]) => Number(value));
+    const stages: Record<'relayed' | 'taken' | 'applied', number[]> = { relayed: [], taken: [], applied: [] };
+    rows.forEach((row, index) => {
+      const committed = issued.committed.get(row.keyId);
+      const applied = fleet.applied.get(row.keyId);
+      if (committed === undefined || applied === undefined || !Number.isFinite(taken[index])) return;
+      stages.relayed.push(Math.max(0, Number(row.published) - committed));
+      stages.taken.push(Math.max(0, taken[index] - Number(row.published)));
+      stages.applied.push(Math.max(0, applied - taken[index]));
+    });
+    const shown = (values: number[]) => {
+      const sorted = Float64Array.from(values).sort();
+      return `p50 ${percentile(sorted, 50).toFixed(1)} / p99 ${percentile(sorted, 99).toFixed(1)} ms`;
+    };
+    return (
+      `commit → relayed ${shown(stages.relayed)}; relayed → job taken ${shown(stages.taken)}; ` +
+      `job taken → car applied ${shown(stages.applied)} (${stages.applied.length} keys)`
+    );
+  } finally {
+    redis.disconnect();
+    await db.end();
+  }
+}
+
 // -----------------------------------------------------------------------------------------------
 // Floor: the bare BullMQ hop every revocation takes (add → a worker picks it up), same Redis
 // -----------------------------------------------------------------------------------------------
@@ -459,6 +511,7 @@ async function main(): Promise<void> {
     await drained(fleet, half, 15_000);
     const atHalfRate = latencies(fleet, issued, half);
     reportPhase(fleet, issued, half);
+    progress(`    hops: ${await hops(config.databaseUrl, queuePrefix, fleet, issued, half)}`);
 
     progress(`  … steady: ${PLAN.steadySeconds} s at ${RATE}/s`);
     const steady = take(RATE * PLAN.steadySeconds);
@@ -478,6 +531,7 @@ async function main(): Promise<void> {
     const steadyWindow = Math.max(...steady.map((k) => fleet.applied.get(k) ?? 0)) - steadyStart;
     const atRate = latencies(fleet, issued, steady);
     reportPhase(fleet, issued, steady);
+    progress(`    hops: ${await hops(config.databaseUrl, queuePrefix, fleet, issued, steady)}`);
     const floor = await queueFloor(`${queuePrefix}:floor`, RATE, quickRun ? 3 : 5);
     add(
       {
