@@ -77,6 +77,14 @@ const LOCK_KEY_AND_VEHICLE = prepared(
       FOR UPDATE OF v, k`,
 );
 
+/** An owner key's live friend keys, locked, oldest first; its vehicle row is already locked. */
+const LOCK_FRIENDS = prepared(
+  `SELECT ${digitalKeyColumns()} FROM digital_keys
+    WHERE vehicle_id = $1 AND owner_key_id = $2 AND state IN ('pending', 'active', 'suspended')
+    ORDER BY created_at, id
+      FOR UPDATE`,
+);
+
 /** The key moves; SET_STATE for the car and the partner's notification, with their outbox rows. */
 const CHANGE_KEY = prepared(
   `WITH changed AS (
@@ -125,12 +133,8 @@ export class KeyLifecycleService {
         const attested =
           evidence === undefined ? undefined : this.checkTerminationProof(key, vehicle, evidence, context);
         if (operation === 'terminate' && key.role === 'owner') {
-          const friends = await manager.find(DigitalKey, {
-            where: { ownerKeyId: key.id, state: In(['pending', 'active', 'suspended']) },
-            order: { createdAt: 'ASC' },
-            lock: { mode: 'pessimistic_write' },
-          });
-          for (const friend of friends)
+          const friends = await runPrepared<DigitalKey>(manager, LOCK_FRIENDS, [vehicle.id, key.id]);
+          for (const friend of friends.map((row) => manager.create(DigitalKey, row)))
             await this.change(
               manager,
               friend,
