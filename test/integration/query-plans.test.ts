@@ -106,16 +106,26 @@ describe('prepared statements: plans that stay good whatever the statistics', ()
   });
 
   it('flags the plans it is there to catch', async () => {
-    // Found by id, but with the status the partial index is built on: that index may be taken.
-    const byIdAndStatus = await planOf(
-      'plan_check_partial',
-      `UPDATE partner_notifications SET status = 'sending' WHERE id = $1 AND status = 'pending'`,
-    );
+    // Found by id, with the status the partial index is built on, and no primary key to take
+    // (dropped in a transaction rolled back below): the partial index or the whole table.
+    await client.query('BEGIN');
+    let byIdAndStatus: PlanNode;
+    try {
+      await client.query('ALTER TABLE partner_notifications DROP CONSTRAINT "PK_c740b17cfc07d6e14114f96ef65"');
+      byIdAndStatus = await planOf(
+        'plan_check_partial',
+        `UPDATE partner_notifications SET status = 'sending' WHERE id = $1 AND status = 'pending'`,
+      );
+    } finally {
+      await client.query('ROLLBACK');
+    }
     // The car's column left out of a lookup in (vehicle_id, seq).
     const bySeqOnly = await planOf('plan_check_seq', `SELECT id FROM deliveries WHERE seq = $1`);
     const faults = [...nodes(byIdAndStatus), ...nodes(bySeqOnly)].map(fault).filter(Boolean);
     expect(faults).toEqual([
-      expect.stringContaining('scans partner_notifications_open without a condition on its leading column'),
+      expect.stringMatching(
+        /scans partner_notifications_open without a condition on its leading column|reads all of partner_notifications/,
+      ),
       expect.stringMatching(/reads all of deliveries|scans deliveries_vehicle_seq without a condition/),
     ]);
   });
