@@ -11,6 +11,10 @@ export class AppMetrics {
   readonly commandAckLatency: Histogram<'command'>;
   /** Acks whose key-list digest differed from the server's list, by how the server answered. */
   readonly keyListMismatches: Counter<'answered'>;
+  /** Outbox row written → its job in the queue: the first hop of every command and notification. */
+  readonly relayLag: Histogram<'topic'>;
+  /** Job queued → a worker starts it (first start only): the second hop. */
+  readonly queueWait: Histogram<'queue'>;
 
   constructor(dataSource: DataSource) {
     collectDefaultMetrics({ register: this.registry, prefix: 'dks_' });
@@ -20,6 +24,22 @@ export class AppMetrics {
       help: 'Time from the commit of a command to the car acknowledging it, by command',
       labelNames: ['command'],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers: [this.registry],
+    });
+    // The hops of commit → car ack, so that an operator sees which one a slow revocation waited in.
+    const hopBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+    this.relayLag = new Histogram({
+      name: 'dks_outbox_relay_lag_seconds',
+      help: "Time from an outbox row's transaction to its job being queued, by topic",
+      labelNames: ['topic'],
+      buckets: hopBuckets,
+      registers: [this.registry],
+    });
+    this.queueWait = new Histogram({
+      name: 'dks_queue_wait_seconds',
+      help: 'Time from a job being queued to a worker starting it (first start, not retries), by queue',
+      labelNames: ['queue'],
+      buckets: hopBuckets,
       registers: [this.registry],
     });
     this.keyListMismatches = new Counter({

@@ -1,4 +1,11 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Optional,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import type { Job } from 'bullmq';
 import { createDeliveryWorker, deferJob, inBackoff, type DeliveryWorker } from '../telematics/delivery-queue.js';
 import type { Redis } from 'ioredis';
@@ -6,6 +13,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { Agent, request } from 'node:https';
 import { DataSource } from 'typeorm';
 import type { AppConfig } from '../config/config.js';
+import { AppMetrics } from '../metrics/metrics.js';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import { NOTIFICATION_JWS_TYPE, type PartnerNotificationMessage } from '../protocol/telematics-messages.js';
 import { JOB_NAMES, deliveryBackoffMs, type DeliveryJobData } from '../telematics/delivery-policy.js';
@@ -82,6 +90,7 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
     private readonly dataSource: DataSource,
     @Inject(WORKER_REDIS) private readonly connection: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Optional() private readonly metrics?: AppMetrics,
   ) {
     this.agent = new Agent({
       cert: config.pki.serverClientCertPem,
@@ -99,6 +108,7 @@ export class PartnerNotificationWorker implements OnApplicationBootstrap, OnAppl
       prefix: this.config.queuePrefix,
       concurrency: CONCURRENCY,
       backoff: this.config.delivery,
+      metrics: this.metrics,
     });
     this.worker.on('error', (error) => this.logger.warn({ msg: 'queue connection error', error: error.message }));
   }

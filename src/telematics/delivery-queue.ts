@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { DelayedError, Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
+import type { AppMetrics } from '../metrics/metrics.js';
 import {
   DELIVERY_JOB_ATTEMPTS,
   BACKOFF_TYPE,
@@ -62,13 +63,42 @@ export async function closeDeliveryQueues(queues: DeliveryQueues): Promise<void>
 
 export type DeliveryWorker = Worker<DeliveryJobData, void, string>;
 
+type DeliveryProcessor = (job: Job<DeliveryJobData, void, string>, token?: string) => Promise<void>;
+
+/**
+ * `process`, reporting to `metrics` how long each job waited in the queue `name` before its first
+ * start. Later starts (a retry, a job deferred while its target is in backoff) and jobs queued
+ * with a delay waited on purpose and are left out.
+ */
+export function reportingQueueWait(
+  name: QueueKey,
+  process: DeliveryProcessor,
+  metrics?: AppMetrics,
+): DeliveryProcessor {
+  if (!metrics) return process;
+  const labels = { queue: QUEUE_NAMES[name] };
+  return (job, token) => {
+    if (job.attemptsStarted <= 1 && !job.opts.delay) {
+      metrics.queueWait.observe(labels, Math.max(0, Date.now() - job.timestamp) / 1000);
+    }
+    return process(job, token);
+  };
+}
+
 /** A worker on one delivery queue, with the shared lock settings and capped backoff. */
 export function createDeliveryWorker(
   name: QueueKey,
-  process: (job: Job<DeliveryJobData, void, string>, token?: string) => Promise<void>,
-  options: { connection: ConnectionOptions; prefix: string; concurrency: number; backoff: BackoffSettings },
+  process: DeliveryProcessor,
+  options: {
+    connection: ConnectionOptions;
+    prefix: string;
+    concurrency: number;
+    backoff: BackoffSettings;
+    metrics?: AppMetrics;
+  },
 ): DeliveryWorker {
-  return new Worker<DeliveryJobData, void, string>(QUEUE_NAMES[name], process, {
+  const processor = reportingQueueWait(name, process, options.metrics);
+  return new Worker<DeliveryJobData, void, string>(QUEUE_NAMES[name], processor, {
     connection: options.connection,
     prefix: options.prefix,
     concurrency: options.concurrency,

@@ -1,8 +1,16 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Optional,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import type { AppConfig } from '../config/config.js';
+import { AppMetrics } from '../metrics/metrics.js';
 import { onOutboxCommitted, outboxCommittedChannel } from './outbox-wake.js';
 import { OUTBOX_ROUTES } from './delivery-policy.js';
 import { DELIVERY_QUEUES, WORKER_REDIS } from './telematics.tokens.js';
@@ -47,6 +55,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
     @Inject(DELIVERY_QUEUES) private readonly queues: DeliveryQueues,
     @Inject(WORKER_REDIS) private readonly connection: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Optional() private readonly metrics?: AppMetrics,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -89,7 +98,9 @@ export class OutboxRelayService implements OnApplicationBootstrap, OnApplication
           })),
         );
       }
+      const now = Date.now();
       for (const row of rows) {
+        this.metrics?.relayLag.observe({ topic: row.topic }, Math.max(0, now - row.at.getTime()) / 1000);
         this.logger.debug({
           msg: 'outbox row published',
           topic: row.topic,

@@ -12,6 +12,7 @@ import type { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG } from '../config/config.tokens.js';
 import type { AppConfig } from '../config/config.js';
+import { AppMetrics } from '../metrics/metrics.js';
 import { CommandSigner } from './command-signer.js';
 import type { Delivery } from './delivery.entity.js';
 import { DeliveryLedgerService, type CommandTarget } from './delivery-ledger.service.js';
@@ -48,6 +49,7 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
     @Inject(WORKER_REDIS) private readonly connection: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Optional() @Inject(COMMAND_SECRETS) private readonly commandSecrets?: CommandSecrets,
+    @Optional() private readonly metrics?: AppMetrics,
   ) {
     this.signer = new CommandSigner(config.pki.telematicsKeyPem);
     this.client = new TelematicsClient(config.telematicsCaPem, config.delivery.requestTimeoutMs);
@@ -59,6 +61,7 @@ export class VehicleCommandWorker implements OnApplicationBootstrap, OnApplicati
       prefix: this.config.queuePrefix,
       concurrency: CONCURRENCY,
       backoff: this.config.delivery,
+      metrics: this.metrics,
     });
     this.worker.on('error', (error) => this.logger.warn({ msg: 'queue connection error', error: error.message }));
   }

@@ -69,6 +69,9 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
     // The worker reports commit → ack latency.
     const metrics = await fetch(`http://127.0.0.1:${system.worker!.metricsPort}/metrics`).then((res) => res.text());
     expect(metrics).toMatch(/dks_command_ack_latency_seconds_count\{command="SYNC"\} [1-9]/);
+    // And its first two hops: outbox row → queue, queue → a worker starting the job.
+    expect(metrics).toMatch(/dks_outbox_relay_lag_seconds_count\{topic="vehicle-command"\} [1-9]/);
+    expect(metrics).toMatch(/dks_queue_wait_seconds_count\{queue="\{vehicle-commands\}"\} [1-9]/);
     // The job in Redis carries identifiers only.
     const job = await system.server.queues.vehicleCommands.getJob((await outboxIdOf(queued.id))!);
     expect(Object.keys(job!.data).sort()).toEqual(['correlationId', 'deliveryId']);
