@@ -27,21 +27,24 @@ export class AppMetrics {
       registers: [this.registry],
     });
     // The hops of commit → car ack, so that an operator sees which one a slow revocation waited in.
-    const hopBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-    this.relayLag = new Histogram({
-      name: 'dks_outbox_relay_lag_seconds',
-      help: "Time from an outbox row's transaction to its job being queued, by topic",
-      labelNames: ['topic'],
-      buckets: hopBuckets,
-      registers: [this.registry],
-    });
-    this.queueWait = new Histogram({
-      name: 'dks_queue_wait_seconds',
-      help: 'Time from a job being queued to a worker starting it (first start, not retries), by queue',
-      labelNames: ['queue'],
-      buckets: hopBuckets,
-      registers: [this.registry],
-    });
+    const hop = <L extends string>(name: string, help: string, label: L) =>
+      new Histogram<L>({
+        name,
+        help,
+        labelNames: [label],
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+        registers: [this.registry],
+      });
+    this.relayLag = hop(
+      'dks_outbox_relay_lag_seconds',
+      "Time from an outbox row's transaction to its job being queued, by topic",
+      'topic',
+    );
+    this.queueWait = hop(
+      'dks_queue_wait_seconds',
+      'Time from a job being queued to a worker starting it (first start, not retries), by queue',
+      'queue',
+    );
     this.keyListMismatches = new Counter({
       name: 'dks_key_list_mismatches_total',
       help: "Car acks whose key-list digest differed from the server's list, by answer (sync or flagged)",
