@@ -122,12 +122,20 @@ describe('delivery of signed commands to cars (outbox → BullMQ → telematics)
       () => delivery(target.vin, queued.id),
       (d) => d.attempts >= 1,
     );
-    // Lose the job: as if Redis had been flushed or failed over without it.
-    const job = await system.server.queues.vehicleCommands.getJob(outboxId!);
-    await job?.remove().catch(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      await (await system.server.queues.vehicleCommands.getJob(outboxId!))?.remove();
-    });
+    // Lose the job: as if Redis had been flushed or failed over without it. BullMQ refuses to
+    // remove a job while an attempt holds its lock, so try until no attempt is under way.
+    await eventually(
+      async () => {
+        const job = await system.server.queues.vehicleCommands.getJob(outboxId!);
+        return job
+          ? job.remove().then(
+              () => true,
+              () => false,
+            )
+          : true;
+      },
+      (gone) => gone,
+    );
     expect(await system.server.queues.vehicleCommands.getJob(outboxId!)).toBeUndefined();
     target.behaviour = 'online';
     await acked(target.vin, queued.id);
